@@ -1,0 +1,136 @@
+"""Reparameterised ranges and relaxed choices: where randomness meets gradients.
+
+A transform's random parameters are differentiable functions of noise drawn without gradient
+(``rsample``-style): ``value = low + (high - low) * u`` with ``u ~ U(0, 1)``. With
+``learnable=True`` the bounds are ``nn.Parameter``\\ s, kept valid (``low <= high``, inside
+their domain) by a smooth parameterisation rather than by clamping, so gradients never die at
+a bound:
+
+* a range inside a bounded domain ``[a, b]``: ``low = a + (b - a) * sigmoid(r1)`` and
+  ``high = low + (b - low) * sigmoid(r2)``;
+* a range inside ``(0, inf)`` sampled log-uniformly: ``log low = r1`` and
+  ``log high = r1 + softplus(r2)``;
+* an unbounded range: ``low = r1``, ``high = r1 + softplus(r2)``.
+
+Bounds given exactly on the edge of a bounded domain (e.g. ``scale=(0.08, 1.0)``) are moved
+inside it by ``1e-3`` of the domain width when learnable, since the sigmoid reaches the edge
+only at infinity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["Range", "uniform", "relaxed_bernoulli"]
+
+_EDGE = 1e-3
+
+
+def _logit(x: float) -> float:
+    return math.log(x) - math.log1p(-x)
+
+
+def _softplus_inverse(x: float) -> float:
+    return x + math.log(-math.expm1(-x)) if x < 30 else x
+
+
+def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``U(0, 1)`` noise of ``shape`` on ``device``, drawn without gradient."""
+    noise_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    return torch.rand(shape, generator=generator, device=device, dtype=noise_dtype)
+
+
+class Range(nn.Module):
+    """A range ``[low, high]`` to sample from, fixed or learnable.
+
+    Args:
+        bounds: ``(low, high)`` with ``low <= high``.
+        domain: ``(a, b)`` the bounds must stay in; ``b`` may be ``math.inf``.
+        log: sample log-uniformly (needs ``a >= 0``), as torchvision samples aspect ratios.
+        learnable: make the bounds trainable ``nn.Parameter``\\ s.
+
+    Example:
+        >>> import torch
+        >>> r = Range((0.08, 1.0), domain=(0.0, 1.0), learnable=True)
+        >>> values = r.sample(torch.rand(5))
+        >>> values.shape, bool(((values >= 0.08) & (values <= 1.0)).all())
+        (torch.Size([5]), True)
+        >>> values.sum().backward(); r.raw.grad is not None
+        True
+    """
+
+    def __init__(self, bounds: tuple[float, float], domain: tuple[float, float], log: bool = False, learnable: bool = False) -> None:
+        super().__init__()
+        low, high = float(bounds[0]), float(bounds[1])
+        a, b = float(domain[0]), float(domain[1])
+        if low > high:
+            raise ValueError(f"range must be ordered as (min, max), got {bounds!r}")
+        if low < a or high > b:
+            raise ValueError(f"range {bounds!r} must lie inside {domain!r}")
+        if log and low <= 0:
+            raise ValueError(f"a log-uniform range must be positive, got {bounds!r}")
+        self.log = log
+        self.learnable = learnable
+        self.domain = (a, b)
+        if not learnable:
+            self.register_buffer("fixed", torch.tensor([low, high], dtype=torch.float32), persistent=False)
+            self.raw = None
+            return
+        if math.isfinite(b) and not log:
+            eps = _EDGE * (b - a)
+            low = min(max(low, a + eps), b - 2 * eps)
+            high = min(max(high, low + eps), b - eps)
+            raw = [_logit((low - a) / (b - a)), _logit((high - low) / (b - low))]
+        elif log:
+            high = max(high, low * (1 + _EDGE))
+            raw = [math.log(low), _softplus_inverse(math.log(high) - math.log(low))]
+        else:
+            high = max(high, low + _EDGE)
+            raw = [low, _softplus_inverse(high - low)]
+        self.raw = nn.Parameter(torch.tensor(raw, dtype=torch.float32))
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """``(low, high)`` as 0-d tensors, differentiable in the raw parameters."""
+        if self.raw is None:
+            return self.fixed[0], self.fixed[1]
+        a, b = self.domain
+        r1, r2 = self.raw[0], self.raw[1]
+        if self.log:
+            log_low = r1
+            return torch.exp(log_low), torch.exp(log_low + F.softplus(r2))
+        if math.isfinite(b):
+            low = a + (b - a) * torch.sigmoid(r1)
+            return low, low + (b - low) * torch.sigmoid(r2)
+        return r1, r1 + F.softplus(r2)
+
+    def sample(self, noise: Tensor) -> Tensor:
+        """Map ``U(0, 1)`` noise (any shape) to values in the range, reparameterised."""
+        low, high = self.bounds()
+        low, high = low.to(noise), high.to(noise)
+        if self.log:
+            return torch.exp(torch.log(low) + (torch.log(high) - torch.log(low)) * noise)
+        return low + (high - low) * noise
+
+    def extra_repr(self) -> str:
+        low, high = (float(v) for v in self.bounds())
+        return f"[{low:.4g}, {high:.4g}], log={self.log}, learnable={self.learnable}"
+
+
+def relaxed_bernoulli(probability: Tensor, noise: Tensor, temperature: float, hard: bool) -> Tensor:
+    """A relaxed Bernoulli draw in ``[0, 1]``, differentiable in ``probability``.
+
+    ``sigmoid((logit(p) + logit(u)) / temperature)`` with ``u`` uniform noise (a logistic
+    sample): as ``temperature -> 0`` it becomes ``u < p``. With ``hard=True`` the value is
+    that hard draw in the forward pass with the relaxed gradient (straight-through).
+    """
+    p = probability.clamp(1e-6, 1 - 1e-6)
+    u = noise.clamp(1e-6, 1 - 1e-6)
+    soft = torch.sigmoid((torch.logit(p) + torch.logit(u)) / temperature)
+    if not hard:
+        return soft
+    hard_value = (u > 1 - p).to(soft.dtype)
+    return hard_value + soft - soft.detach()

@@ -1,0 +1,50 @@
+"""diffaug's functional core: pure tensor functions, no modules and no randomness.
+
+* :mod:`diffaug.functional.geometry`: the coordinate convention (boxes <-> theta, pixel <->
+  normalised) and matrix helpers;
+* :mod:`diffaug.functional.warp`: images + theta -> images (``warp``, ``crop``).
+"""
+
+from diffaug.functional.geometry import (
+    apply_to_points,
+    boxes_to_normalized,
+    boxes_to_theta,
+    flip_matrix,
+    identity,
+    invert,
+    normalized_from_pixel_matrix,
+    normalized_to_boxes,
+    output_pixel_scale,
+    pixel_matrix_from_normalized,
+    rotate_matrix,
+    scale_matrix,
+    shear_matrix,
+    theta_to_boxes,
+    to_square,
+    to_theta,
+    translate_matrix,
+)
+from diffaug.functional.warp import compute_dtype, crop, warp
+
+__all__ = [
+    "apply_to_points",
+    "boxes_to_normalized",
+    "boxes_to_theta",
+    "compute_dtype",
+    "crop",
+    "flip_matrix",
+    "identity",
+    "invert",
+    "normalized_from_pixel_matrix",
+    "normalized_to_boxes",
+    "output_pixel_scale",
+    "pixel_matrix_from_normalized",
+    "rotate_matrix",
+    "scale_matrix",
+    "shear_matrix",
+    "theta_to_boxes",
+    "to_square",
+    "to_theta",
+    "translate_matrix",
+    "warp",
+]

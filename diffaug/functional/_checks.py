@@ -1,0 +1,113 @@
+"""Argument checks shared by the functional core and the transforms.
+
+Every check looks at shapes, dtypes, devices and Python values only: none reads tensor data
+(that would synchronise a GPU and break ``torch.compile``), except where stated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+MODES = ("bilinear", "nearest", "bicubic")
+PADDING_MODES = ("zeros", "border", "reflection")
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_images(images: object, name: str = "images") -> Tensor:
+    """Images must be a float or uint8 tensor ``(C, H, W)`` or ``(B, C, H, W)``."""
+    if not isinstance(images, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W) or (C, H, W), got {type(images).__name__}")
+    if images.ndim not in (3, 4):
+        raise ValueError(f"{name} must have shape (B, C, H, W) or (C, H, W), got {tuple(images.shape)}")
+    if images.dtype not in FLOAT_DTYPES and images.dtype != torch.uint8:
+        raise TypeError(f"{name} must be floating point or uint8, got {images.dtype}")
+    if images.shape[-1] == 0 or images.shape[-2] == 0:
+        raise ValueError(f"{name} must have non-zero height and width, got {tuple(images.shape)}")
+    return images
+
+
+def check_size(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
+    """An int or an ``(h, w)`` pair of positive ints -> ``(h, w)``."""
+    if isinstance(size, bool):
+        raise TypeError(f"{name} must be an int or a pair (h, w) of ints, got {size!r}")
+    if isinstance(size, int):
+        pair: tuple[object, ...] = (size, size)
+    elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) in (1, 2):
+        pair = tuple(size) if len(size) == 2 else (size[0], size[0])
+    else:
+        raise TypeError(f"{name} must be an int or a pair (h, w) of ints, got {size!r}")
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in pair):
+        raise TypeError(f"{name} must be an int or a pair (h, w) of ints, got {size!r}")
+    height, width = pair
+    assert isinstance(height, int) and isinstance(width, int)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"{name} must be positive, got {size!r}")
+    return height, width
+
+
+def check_choice(value: object, choices: Sequence[str], name: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
+
+
+def check_boxes(boxes: object, images: Tensor, name: str = "boxes") -> Tensor:
+    """Boxes must be a floating tensor ``(..., 4)`` on the images' device."""
+    if not isinstance(boxes, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (..., 4), got {type(boxes).__name__}")
+    if boxes.ndim == 0 or boxes.shape[-1] != 4:
+        raise ValueError(f"{name} must have shape (..., 4) as (x1, y1, x2, y2), got {tuple(boxes.shape)}")
+    if not boxes.is_floating_point():
+        raise TypeError(f"{name} must be a floating point tensor, got {boxes.dtype}")
+    check_same_device(boxes, images, name)
+    return boxes
+
+
+def check_same_device(tensor: Tensor, images: Tensor, name: str) -> None:
+    if tensor.device != images.device:
+        raise ValueError(f"{name} is on {tensor.device} but images are on {images.device}; move them to one device")
+
+
+def check_batch_index(batch_index: object, count: int, batch: int, name: str = "batch_index") -> Tensor:
+    """``(K,)`` integer indices into a batch of ``batch`` images, ``K == count``.
+
+    The range check reads the values, so it runs only for CPU tensors outside ``torch.compile``
+    (free there); on a GPU an out-of-range index is caught by PyTorch's own device assert.
+    """
+    if not isinstance(batch_index, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (K,) with integer dtype, got {type(batch_index).__name__}")
+    if batch_index.dtype.is_floating_point or batch_index.dtype.is_complex or batch_index.dtype == torch.bool:
+        raise TypeError(f"{name} must have an integer dtype (torch.long), got {batch_index.dtype}")
+    if batch_index.ndim != 1 or batch_index.shape[0] != count:
+        raise ValueError(f"{name} must have shape (K,) with K = {count} (one per box), got {tuple(batch_index.shape)}")
+    if batch_index.device.type == "cpu" and not torch.compiler.is_compiling() and count > 0:
+        low, high = int(batch_index.min()), int(batch_index.max())
+        if low < 0 or high >= batch:
+            raise IndexError(f"{name} must index the {batch} images (0 <= i < {batch}), got values in [{low}, {high}]")
+    return batch_index
+
+
+def check_range(value: object, name: str, low: float | None = None, high: float | None = None, *, strict_low: bool = False) -> tuple[float, float]:
+    """A pair ``(a, b)`` of numbers with ``a <= b`` inside ``[low, high]`` (``(low, high]`` if ``strict_low``)."""
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (min, max) of numbers, got {value!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise TypeError(f"{name} must be a pair (min, max) of numbers, got {value!r}")
+    a, b = float(value[0]), float(value[1])
+    if a > b:
+        raise ValueError(f"{name} must be ordered as (min, max) with min <= max, got {value!r}")
+    if low is not None and (a < low or (strict_low and a <= low)):
+        bound = f"> {low}" if strict_low else f">= {low}"
+        raise ValueError(f"{name} values must be {bound}, got {value!r}")
+    if high is not None and b > high:
+        raise ValueError(f"{name} values must be <= {high}, got {value!r}")
+    return a, b
+
+
+def check_probability(p: object, name: str = "p") -> float:
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {p!r}")
+    return float(p)

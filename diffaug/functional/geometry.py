@@ -1,0 +1,233 @@
+"""The coordinate convention, in one place. Everything else in diffaug derives from here.
+
+Pixel coordinates
+    A continuous point ``(x, y)`` in pixels. Pixel ``(i, j)`` (row ``i``, column ``j``) is the
+    unit square ``[j, j + 1) x [i, i + 1)``; its centre is ``(j + 0.5, i + 0.5)``. An image of
+    size ``(H, W)`` covers ``[0, W) x [0, H)``.
+
+Boxes
+    ``(x1, y1, x2, y2)`` in pixel coordinates with exclusive ends, as torchvision's XYXY
+    ``BoundingBoxes``: the integer box ``(l, t, l + w, t + h)`` covers ``img[..., t:t+h, l:l+w]``.
+    Boxes are float tensors; they may be fractional and partly (or wholly) outside the image.
+
+Normalised coordinates (``align_corners=False``)
+    ``u = 2 x / W - 1`` and ``v = 2 y / H - 1``: ``-1`` and ``+1`` are the outer *edges* of the
+    image, not the centres of its corner pixels. They do not depend on the pixel size, so a
+    matrix in normalised coordinates can be composed across canvases of different sizes.
+
+theta
+    A ``(..., 2, 3)`` matrix mapping *output* normalised coordinates to *input* normalised
+    coordinates, as :func:`torch.nn.functional.affine_grid` expects with
+    ``align_corners=False``. For a crop whose normalised corners are ``(u1, v1)`` and
+    ``(u2, v2)``::
+
+        theta = [[(u2 - u1) / 2, 0,             (u2 + u1) / 2],
+                 [0,             (v2 - v1) / 2, (v2 + v1) / 2]]
+
+    Derivation: the output's left edge (normalised ``-1``) must land on ``u1`` and its right
+    edge (``+1``) on ``u2``. The affine map ``u -> s u + t`` with ``t - s = u1`` and
+    ``t + s = u2`` gives ``s = (u2 - u1) / 2`` and ``t = (u2 + u1) / 2``; likewise in ``v``.
+    Because ``align_corners=False`` puts ``-1``/``+1`` on pixel edges, an integer box with the
+    output size equal to its own size samples exactly the pixel centres: it equals slicing.
+
+Square matrices
+    Geometric transforms compose as ``(..., 3, 3)`` matrices in the same direction (output to
+    input), multiplied right to left in the order the transforms are applied:
+    ``M_total = M_first @ M_second @ ... @ M_last``. :func:`pixel_to_normalized` /
+    :func:`normalized_to_pixel` convert a pixel-space matrix (built where angles and shears
+    are defined, since normalised coordinates stretch non-square images) into this space.
+
+Nothing in diffaug uses ``align_corners=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "boxes_to_theta",
+    "theta_to_boxes",
+    "boxes_to_normalized",
+    "normalized_to_boxes",
+    "to_square",
+    "to_theta",
+    "identity",
+    "normalized_from_pixel_matrix",
+    "pixel_matrix_from_normalized",
+    "translate_matrix",
+    "scale_matrix",
+    "rotate_matrix",
+    "shear_matrix",
+    "flip_matrix",
+    "invert",
+    "apply_to_points",
+    "output_pixel_scale",
+]
+
+
+def boxes_to_normalized(boxes: Tensor, size: Sequence[int]) -> Tensor:
+    """Pixel XYXY boxes ``(..., 4)`` on a canvas ``(H, W)`` -> normalised corners ``(..., 4)``."""
+    height, width = size
+    scale = boxes.new_tensor([2.0 / width, 2.0 / height, 2.0 / width, 2.0 / height])
+    return boxes * scale - 1.0
+
+
+def normalized_to_boxes(corners: Tensor, size: Sequence[int]) -> Tensor:
+    """Normalised corners ``(..., 4)`` -> pixel XYXY boxes on a canvas ``(H, W)``."""
+    height, width = size
+    scale = corners.new_tensor([width / 2.0, height / 2.0, width / 2.0, height / 2.0])
+    return (corners + 1.0) * scale
+
+
+def boxes_to_theta(boxes: Tensor, size: Sequence[int]) -> Tensor:
+    """Crop boxes -> the ``theta`` that samples them.
+
+    Args:
+        boxes: ``(..., 4)`` float XYXY pixel boxes (exclusive ends) on the input canvas.
+        size: input canvas ``(H, W)``.
+
+    Returns:
+        ``(..., 2, 3)`` theta for ``affine_grid(..., align_corners=False)``; differentiable
+        with respect to ``boxes``.
+
+    Example:
+        >>> import torch
+        >>> boxes_to_theta(torch.tensor([0.0, 0.0, 8.0, 4.0]), (4, 8))
+        tensor([[1., 0., 0.],
+                [0., 1., 0.]])
+    """
+    u1, v1, u2, v2 = boxes_to_normalized(boxes, size).unbind(-1)
+    zero = torch.zeros_like(u1)
+    row_x = torch.stack([(u2 - u1) / 2, zero, (u2 + u1) / 2], dim=-1)
+    row_y = torch.stack([zero, (v2 - v1) / 2, (v2 + v1) / 2], dim=-1)
+    return torch.stack([row_x, row_y], dim=-2)
+
+
+def theta_to_boxes(theta: Tensor, size: Sequence[int]) -> Tensor:
+    """Inverse of :func:`boxes_to_theta` for axis-aligned ``theta`` ``(..., 2, 3)``.
+
+    Off-diagonal terms are ignored; a negative diagonal (a flip) gives ``x1 > x2``.
+
+    Example:
+        >>> import torch
+        >>> boxes = torch.tensor([1.5, 2.0, 7.0, 3.25])
+        >>> theta_to_boxes(boxes_to_theta(boxes, (4, 8)), (4, 8))
+        tensor([1.5000, 2.0000, 7.0000, 3.2500])
+    """
+    sx, tx = theta[..., 0, 0], theta[..., 0, 2]
+    sy, ty = theta[..., 1, 1], theta[..., 1, 2]
+    corners = torch.stack([tx - sx, ty - sy, tx + sx, ty + sy], dim=-1)
+    return normalized_to_boxes(corners, size)
+
+
+def to_square(theta: Tensor) -> Tensor:
+    """``(..., 2, 3)`` -> ``(..., 3, 3)`` by appending the row ``[0, 0, 1]``."""
+    last = theta.new_tensor([0.0, 0.0, 1.0]).expand(*theta.shape[:-2], 1, 3)
+    return torch.cat([theta, last], dim=-2)
+
+
+def to_theta(matrix: Tensor) -> Tensor:
+    """``(..., 3, 3)`` -> ``(..., 2, 3)`` (drops the projective row)."""
+    return matrix[..., :2, :]
+
+
+def identity(batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    """``(batch, 3, 3)`` identity matrices."""
+    return torch.eye(3, device=device, dtype=dtype).expand(batch, 3, 3)
+
+
+def _pixel_from_normalized(size: Sequence[int], like: Tensor) -> Tensor:
+    """3x3 matrix taking normalised coordinates of a ``(H, W)`` canvas to its pixels."""
+    height, width = size
+    return like.new_tensor([[width / 2.0, 0.0, width / 2.0], [0.0, height / 2.0, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def _normalized_from_pixel(size: Sequence[int], like: Tensor) -> Tensor:
+    height, width = size
+    return like.new_tensor([[2.0 / width, 0.0, -1.0], [0.0, 2.0 / height, -1.0], [0.0, 0.0, 1.0]])
+
+
+def normalized_from_pixel_matrix(matrix: Tensor, in_size: Sequence[int], out_size: Sequence[int]) -> Tensor:
+    """Pixel-space ``(..., 3, 3)`` (output pixel -> input pixel) -> normalised-space matrix."""
+    return _normalized_from_pixel(in_size, matrix) @ matrix @ _pixel_from_normalized(out_size, matrix)
+
+
+def pixel_matrix_from_normalized(matrix: Tensor, in_size: Sequence[int], out_size: Sequence[int]) -> Tensor:
+    """Normalised-space ``(..., 3, 3)`` -> pixel-space matrix (output pixel -> input pixel)."""
+    return _pixel_from_normalized(in_size, matrix) @ matrix @ _normalized_from_pixel(out_size, matrix)
+
+
+def _affine(a: Tensor, b: Tensor, c: Tensor, d: Tensor, e: Tensor, f: Tensor) -> Tensor:
+    """Stack six broadcastable tensors into ``(..., 3, 3)`` ``[[a, b, c], [d, e, f], [0, 0, 1]]``."""
+    a, b, c, d, e, f = torch.broadcast_tensors(a, b, c, d, e, f)
+    zero, one = torch.zeros_like(a), torch.ones_like(a)
+    return torch.stack([a, b, c, d, e, f, zero, zero, one], dim=-1).unflatten(-1, (3, 3))
+
+
+def translate_matrix(tx: Tensor, ty: Tensor) -> Tensor:
+    """``(..., 3, 3)`` matrix of ``p -> p + (tx, ty)``."""
+    zero, one = torch.zeros_like(tx), torch.ones_like(tx)
+    return _affine(one, zero, tx, zero, one, ty)
+
+
+def scale_matrix(sx: Tensor, sy: Tensor) -> Tensor:
+    """``(..., 3, 3)`` matrix of ``(x, y) -> (sx x, sy y)``."""
+    zero = torch.zeros_like(sx)
+    return _affine(sx, zero, zero, zero, sy, zero)
+
+
+def rotate_matrix(angle: Tensor) -> Tensor:
+    """``(..., 3, 3)`` rotation by ``angle`` radians, counter-clockwise on screen (y points down)."""
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    zero = torch.zeros_like(angle)
+    return _affine(cos, sin, zero, -sin, cos, zero)
+
+
+def shear_matrix(shear_x: Tensor, shear_y: Tensor) -> Tensor:
+    """``(..., 3, 3)`` shear ``(x, y) -> (x + tan(sx) y, y + tan(sy) x)``, angles in radians."""
+    zero, one = torch.zeros_like(shear_x), torch.ones_like(shear_x)
+    return _affine(one, torch.tan(shear_x), zero, torch.tan(shear_y), one, zero)
+
+
+def flip_matrix(flip_x: Tensor, flip_y: Tensor) -> Tensor:
+    """Normalised-space flip: ``u -> -u`` where ``flip_x`` is 1, identity where 0.
+
+    ``flip_x``/``flip_y`` are float tensors in ``[0, 1]`` (a relaxed value blends the matrix).
+    """
+    return scale_matrix(1.0 - 2.0 * flip_x, 1.0 - 2.0 * flip_y)
+
+
+def invert(matrix: Tensor) -> Tensor:
+    """Inverse of affine ``(..., 3, 3)`` matrices in closed form (no LAPACK call, compile-friendly)."""
+    a, b, c = matrix[..., 0, 0], matrix[..., 0, 1], matrix[..., 0, 2]
+    d, e, f = matrix[..., 1, 0], matrix[..., 1, 1], matrix[..., 1, 2]
+    det = a * e - b * d
+    ia, ib, id_, ie = e / det, -b / det, -d / det, a / det
+    return _affine(ia, ib, -(ia * c + ib * f), id_, ie, -(id_ * c + ie * f))
+
+
+def apply_to_points(matrix: Tensor, points: Tensor) -> Tensor:
+    """Apply ``(..., 3, 3)`` affine matrices to points ``(..., N, 2)`` -> ``(..., N, 2)``."""
+    linear = matrix[..., :2, :2]
+    shift = matrix[..., :2, 2]
+    return points @ linear.transpose(-1, -2) + shift.unsqueeze(-2)
+
+
+def output_pixel_scale(theta: Tensor, in_size: Sequence[int], out_size: Sequence[int]) -> Tensor:
+    """How many input pixels one output pixel spans along each input axis: ``(..., 2)`` = (x, y).
+
+    The length of the pixel-space Jacobian's rows: ``> 1`` means the warp shrinks along that
+    axis (and aliases without a prefilter).
+    """
+    in_h, in_w = in_size
+    out_h, out_w = out_size
+    jac = theta[..., :2, :2]
+    # d(x_in px)/d(x_out px) = (W_in / 2) * theta * (2 / W_out) for each column.
+    col_scale = theta.new_tensor([1.0 / out_w, 1.0 / out_h])
+    row_scale = theta.new_tensor([float(in_w), float(in_h)])
+    pixel_jac = jac * col_scale * row_scale.unsqueeze(-1)
+    return torch.sqrt(pixel_jac.square().sum(-1) + 1e-12)
+

@@ -1,0 +1,174 @@
+"""Images + theta -> images: the one place diffaug resamples.
+
+One ``affine_grid`` + ``grid_sample`` (``align_corners=False``) per call, batched, on the
+images' device. This module handles what sits around the kernel: single images, crops of a
+gathered batch (``batch_index``), dtypes (half precision sampled in float32 so the grid keeps
+sub-pixel precision, uint8 rounded and clamped back), channels_last and empty batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from diffaug.functional import _checks
+from diffaug.functional.geometry import boxes_to_theta
+
+__all__ = ["warp", "crop", "compute_dtype"]
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype images of ``dtype`` are sampled in: float64 stays, everything else float32.
+
+    Half precision grids lose sub-pixel accuracy (bfloat16 has 8 mantissa bits: about one
+    pixel of error on a 224-pixel image), so half images are sampled in float32.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def warp(
+    images: Tensor,
+    theta: Tensor,
+    size: int | Sequence[int],
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    batch_index: Tensor | None = None,
+) -> Tensor:
+    """Resample images through ``theta`` (output normalised -> input normalised coordinates).
+
+    Args:
+        images: ``(B, C, H, W)`` or ``(C, H, W)``, floating point or uint8.
+        theta: ``(B, 2, 3)`` (or ``(2, 3)`` for a single image); with ``batch_index``,
+            ``(K, 2, 3)``: the ``k``-th output samples ``images[batch_index[k]]``.
+        size: output ``(h, w)`` or an int for a square output.
+        mode: ``"bilinear"`` | ``"nearest"`` | ``"bicubic"``.
+        padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"``: what is seen outside the image.
+        batch_index: optional ``(K,)`` integer tensor.
+
+    Returns:
+        ``(B, C, h, w)`` (``(K, C, h, w)`` with ``batch_index``; ``(C, h, w)`` for a single
+        image and ``(2, 3)`` theta) in the images' dtype and device. uint8 images come back
+        rounded and clamped to ``[0, 255]`` (no gradient). Gradients reach ``images`` and
+        ``theta``.
+
+    Raises:
+        TypeError, ValueError, IndexError: for malformed arguments, naming the argument.
+
+    Example:
+        >>> import torch
+        >>> images = torch.rand(2, 3, 8, 8)
+        >>> theta = torch.eye(2, 3).expand(2, 2, 3)
+        >>> torch.allclose(warp(images, theta, 8), images, atol=1e-6)
+        True
+    """
+    _checks.check_images(images)
+    out_h, out_w = _checks.check_size(size)
+    _checks.check_choice(mode, _checks.MODES, "mode")
+    _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
+    if not isinstance(theta, Tensor):
+        raise TypeError(f"theta must be a torch.Tensor of shape (B, 2, 3), got {type(theta).__name__}")
+    if theta.ndim < 2 or theta.shape[-2:] != (2, 3):
+        raise ValueError(f"theta must have shape (B, 2, 3) or (2, 3), got {tuple(theta.shape)}")
+    if not theta.is_floating_point():
+        raise TypeError(f"theta must be floating point, got {theta.dtype}")
+    _checks.check_same_device(theta, images, "theta")
+
+    single_image = images.ndim == 3
+    single_theta = theta.ndim == 2
+    batch = images if not single_image else images.unsqueeze(0)
+    thetas = theta if not single_theta else theta.unsqueeze(0)
+    if thetas.ndim != 3:
+        raise ValueError(f"theta must have shape (B, 2, 3) or (2, 3), got {tuple(theta.shape)}")
+
+    if batch_index is not None:
+        if single_image:
+            raise ValueError("batch_index needs batched images (B, C, H, W), got a single image (C, H, W)")
+        _checks.check_batch_index(batch_index, thetas.shape[0], batch.shape[0])
+        _checks.check_same_device(batch_index, images, "batch_index")
+        batch = batch[batch_index]
+    elif single_image and not single_theta:
+        batch = batch.expand(thetas.shape[0], -1, -1, -1)
+    elif thetas.shape[0] != batch.shape[0]:
+        raise ValueError(
+            f"theta has {thetas.shape[0]} matrices but images have {batch.shape[0]} samples; "
+            "give one theta per image, or a batch_index saying which image each theta samples"
+        )
+
+    out = _sample(batch, thetas, (out_h, out_w), mode, padding_mode)
+    if single_image and single_theta:
+        out = out.squeeze(0)
+    return out
+
+
+def _sample(batch: Tensor, thetas: Tensor, size: tuple[int, int], mode: str, padding_mode: str) -> Tensor:
+    """The kernel call with dtype and layout handling; ``batch`` and ``thetas`` agree in length."""
+    count, channels = batch.shape[0], batch.shape[1]
+    if count == 0:
+        # affine_grid refuses an empty batch; keep the graph connected for autograd anyway.
+        empty = batch.new_zeros((0, channels, *size))
+        return empty + thetas.sum().to(empty.dtype) * 0 if empty.is_floating_point() else empty
+
+    work_dtype = compute_dtype(batch.dtype)
+    channels_last = batch.ndim == 4 and batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
+    source = batch.to(work_dtype)
+    grid = F.affine_grid(thetas.to(work_dtype), [count, channels, *size], align_corners=False)
+    out = F.grid_sample(source, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+
+    if batch.dtype == torch.uint8:
+        out = out.round().clamp(0, 255).to(torch.uint8)
+    else:
+        out = out.to(batch.dtype)
+    if channels_last:
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def crop(
+    images: Tensor,
+    boxes: Tensor,
+    size: int | Sequence[int],
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    batch_index: Tensor | None = None,
+) -> Tensor:
+    """Crop boxes out of images and resize them to ``size``, differentiably in both.
+
+    Args:
+        images: ``(B, C, H, W)`` or a single ``(C, H, W)`` image.
+        boxes: XYXY pixel boxes, exclusive ends, fractional allowed: ``(B, 4)`` (one per
+            image), ``(4,)`` with a single image, ``(K, 4)`` with a single image (K crops of
+            it) or with ``batch_index``.
+        size: output ``(h, w)``, or an int for a square output.
+        mode: ``"bilinear"`` | ``"nearest"`` | ``"bicubic"``.
+        padding_mode: what parts of a box outside the image show: ``"zeros"`` (black),
+            ``"border"`` (edge pixels repeated) or ``"reflection"``.
+        batch_index: ``(K,)`` long tensor: box ``k`` is cut from ``images[batch_index[k]]``.
+
+    Returns:
+        ``(B, C, h, w)``, ``(K, C, h, w)`` or ``(C, h, w)`` as above, on the images' device
+        and in their dtype. An integer box inside the image with ``size`` equal to the box
+        size returns exactly ``images[..., t:t+h, l:l+w]``.
+
+    Raises:
+        TypeError, ValueError, IndexError: for malformed arguments, naming the argument.
+        NaN boxes are not checked (that would synchronise the GPU): they give NaN outputs.
+
+    Example:
+        >>> import torch
+        >>> images = torch.arange(16.0).reshape(1, 1, 4, 4)
+        >>> crop(images, torch.tensor([[1.0, 0.0, 3.0, 2.0]]), (2, 2))
+        tensor([[[[1., 2.],
+                  [5., 6.]]]])
+    """
+    _checks.check_images(images)
+    _checks.check_boxes(boxes, images)
+    height, width = images.shape[-2:]
+    if boxes.ndim > 2:
+        raise ValueError(f"boxes must have shape (B, 4), (K, 4) or (4,), got {tuple(boxes.shape)}")
+    if images.ndim == 4 and boxes.ndim == 1:
+        raise ValueError(f"boxes must have shape (B, 4) for batched images, got {tuple(boxes.shape)}")
+    theta = boxes_to_theta(boxes, (height, width))
+    return warp(images, theta, size, mode=mode, padding_mode=padding_mode, batch_index=batch_index)

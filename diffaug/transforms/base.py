@@ -1,0 +1,130 @@
+"""The transform protocol, shared by every geometric transform.
+
+A geometric transform is an ``nn.Module`` with three methods:
+
+* ``make_params(images, generator=None) -> Params``: sample per-sample parameters on the
+  images' device (only the images' shape, dtype and device are read);
+* ``transform(images, params) -> images``: pure given ``params`` (replay);
+* ``forward(images) == transform(images, make_params(images))``.
+
+``Params`` always carry ``theta`` (B, 2, 3) (output normalised -> input normalised, see
+:mod:`diffaug.functional.geometry`) and the output ``size``; each transform adds the values it
+sampled (boxes, angles, ...). Transforms store nothing between calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from diffaug import distributions
+from diffaug import functional as daf
+from diffaug.functional import _checks
+
+__all__ = ["Params", "GeometricTransform"]
+
+
+@dataclasses.dataclass
+class Params:
+    """Per-call parameters of a geometric transform.
+
+    Attributes:
+        theta: ``(B, 2, 3)`` output -> input normalised coordinates.
+        size: output ``(h, w)``.
+        in_size: input ``(H, W)`` the params were drawn for.
+        applied: ``(B,)`` float in ``[0, 1]``: 1 where the transform was applied (0 gets the
+            identity parameters; fractional only for a relaxed, learnable probability).
+        batch_index: ``(K,)`` long, which image each row samples (``BoxCrop``), else ``None``.
+    """
+
+    theta: Tensor
+    size: tuple[int, int]
+    in_size: tuple[int, int]
+    applied: Tensor
+    batch_index: Tensor | None = None
+
+
+def interpolation_name(mode: object) -> str:
+    """Accept ``"bilinear"`` etc. or a torchvision ``InterpolationMode``."""
+    value = getattr(mode, "value", mode)
+    return _checks.check_choice(value, _checks.MODES, "mode")
+
+
+def batch_shape(images: Tensor) -> tuple[int, int, int]:
+    """``(B, H, W)`` of a batch or a single image (B = 1), after checking the images."""
+    _checks.check_images(images)
+    height, width = images.shape[-2:]
+    batch = images.shape[0] if images.ndim == 4 else 1
+    return batch, height, width
+
+
+def param_dtype(images: Tensor) -> torch.dtype:
+    """Parameters are drawn in float64 for float64 images (gradcheck), float32 otherwise."""
+    return torch.float64 if images.dtype == torch.float64 else torch.float32
+
+
+class GeometricTransform(nn.Module):
+    """Base of diffaug's geometric transforms: a probability ``p`` and the warp settings.
+
+    Args:
+        p: probability that a sample is transformed; the others get identity parameters.
+        learnable_p: make ``p`` a parameter; draws are then relaxed Bernoulli with
+            ``temperature`` in training mode and hard (straight-through) in eval mode.
+        mode, padding_mode: passed to :func:`diffaug.functional.warp`.
+    """
+
+    def __init__(
+        self,
+        p: float = 1.0,
+        mode: object = "bilinear",
+        padding_mode: str = "zeros",
+        learnable_p: bool = False,
+        temperature: float = 0.1,
+    ) -> None:
+        super().__init__()
+        p = _checks.check_probability(p)
+        self.mode = interpolation_name(mode)
+        self.padding_mode = _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        self.temperature = float(temperature)
+        if learnable_p:
+            clipped = min(max(p, 1e-3), 1 - 1e-3)
+            self.p_logit: nn.Parameter | None = nn.Parameter(torch.logit(torch.tensor(clipped)))
+            self.p_fixed = p
+        else:
+            self.p_logit = None
+            self.p_fixed = p
+
+    @property
+    def p(self) -> Tensor | float:
+        """The application probability (a tensor when learnable)."""
+        return torch.sigmoid(self.p_logit) if self.p_logit is not None else self.p_fixed
+
+    def draw_applied(self, batch: int, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """``(B,)`` in ``[0, 1]``: which samples get the transform (no host sync)."""
+        noise = distributions.uniform((batch,), generator, device, dtype)
+        if self.p_logit is None:
+            return (noise < self.p_fixed).to(dtype)
+        probability = torch.sigmoid(self.p_logit).to(device=device, dtype=dtype)
+        return distributions.relaxed_bernoulli(probability, noise, self.temperature, hard=not self.training)
+
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
+        raise NotImplementedError  # pragma: no cover - every subclass defines it
+
+    def transform(self, images: Tensor, params: Params) -> Tensor:
+        """Apply ``params`` to ``images`` (pure: the same params give the same output)."""
+        _checks.check_images(images)
+        if images.ndim == 3:
+            return self.transform(images.unsqueeze(0), params).squeeze(0)
+        return daf.warp(images, params.theta, params.size, self.mode, self.padding_mode, params.batch_index)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.transform(images, self.make_params(images))
+
+
+def output_size(size: int | Sequence[int]) -> tuple[int, int]:
+    return _checks.check_size(size)
