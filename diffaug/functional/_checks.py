@@ -6,6 +6,7 @@ Every check looks at shapes, dtypes, devices and Python values only: none reads 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -97,6 +98,8 @@ def check_range(value: object, name: str, low: float | None = None, high: float 
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise TypeError(f"{name} must be a pair (min, max) of numbers, got {value!r}")
     a, b = float(value[0]), float(value[1])
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"{name} must be finite numbers, got {value!r}")
     if a > b:
         raise ValueError(f"{name} must be ordered as (min, max) with min <= max, got {value!r}")
     if low is not None and (a < low or (strict_low and a <= low)):

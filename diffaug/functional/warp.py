@@ -143,8 +143,11 @@ def crop(
             it) or with ``batch_index``.
         size: output ``(h, w)``, or an int for a square output.
         mode: ``"bilinear"`` | ``"nearest"`` | ``"bicubic"``.
-        padding_mode: what parts of a box outside the image show: ``"zeros"`` (black),
-            ``"border"`` (edge pixels repeated) or ``"reflection"``.
+        padding_mode: what parts of a box outside the image show: ``"zeros"`` (black; the
+            bilinear tap blends to 0 over the half pixel beyond the edge), ``"border"`` (edge
+            pixels repeated) or ``"reflection"`` (mirrored about the image edges, the edge
+            pixel repeated, as ``numpy.pad(mode="symmetric")``; far outside it repeats with
+            period ``2 H`` / ``2 W``). A box wholly outside shows only padding.
         batch_index: ``(K,)`` long tensor: box ``k`` is cut from ``images[batch_index[k]]``.
 
     Returns:
@@ -170,5 +173,9 @@ def crop(
         raise ValueError(f"boxes must have shape (B, 4), (K, 4) or (4,), got {tuple(boxes.shape)}")
     if images.ndim == 4 and boxes.ndim == 1:
         raise ValueError(f"boxes must have shape (B, 4) for batched images, got {tuple(boxes.shape)}")
+    if images.ndim == 4 and batch_index is None and boxes.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"boxes must have shape ({images.shape[0]}, 4), one per image, or (K, 4) with a batch_index; got {tuple(boxes.shape)}"
+        )
     theta = boxes_to_theta(boxes, (height, width))
     return warp(images, theta, size, mode=mode, padding_mode=padding_mode, batch_index=batch_index)

@@ -120,6 +120,11 @@ class GeometricTransform(nn.Module):
         _checks.check_images(images)
         if images.ndim == 3:
             return self.transform(images.unsqueeze(0), params).squeeze(0)
+        if params.batch_index is None and params.theta.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"params were drawn for {params.theta.shape[0]} samples but images have {images.shape[0]}; "
+                "draw them with make_params(images)"
+            )
         return daf.warp(images, params.theta, params.size, self.mode, self.padding_mode, params.batch_index)
 
     def forward(self, images: Tensor) -> Tensor:

@@ -110,6 +110,8 @@ class RandomResizedCrop(GeometricTransform):
         fallback_w, fallback_h = self._fallback(height, width, widths)
         crop_w = torch.where(found, chosen_w, fallback_w)
         crop_h = torch.where(found, chosen_h, fallback_h)
+        # Uniform over the places an accepted crop fits; torchvision centres the fallback.
+        position = torch.where(found.unsqueeze(-1), position, torch.full_like(position, 0.5))
         left = position[:, 0] * (width - crop_w)
         top = position[:, 1] * (height - crop_h)
         boxes = torch.stack([left, top, left + crop_w, top + crop_h], dim=-1)
