@@ -1,0 +1,99 @@
+"""The ``diffaug`` command: preview grids, their layout and pixels, and its errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffaug.cli import main
+
+
+def _png(path):
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _grid_side(tiles, tile, padding=2):
+    return tiles * (tile + padding) + padding
+
+
+def test_help_lists_the_subcommands(capsys):
+    result = subprocess.run([sys.executable, "-m", "diffaug.cli", "--help"], capture_output=True, text=True, check=True)
+    assert "preview" in result.stdout
+    with pytest.raises(SystemExit) as stop:
+        main(["preview", "--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "--pipeline SPEC" in text and "RandomResizedCrop(size=128" in text
+
+
+def test_default_preview_has_three_rows_of_n(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["preview", "--n", "3", "--size", "40", "--out", str(out)]) == 0
+    grid = _png(out)
+    assert grid.shape == (_grid_side(3, 40), _grid_side(3, 40), 3)
+    assert str(out.resolve()) in capsys.readouterr().out
+
+
+def test_pipeline_rows_per_image_and_spec(tmp_path):
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)).save(first)
+    Image.fromarray(rng.integers(0, 256, (64, 20, 3), dtype=np.uint8)).save(second)
+    out = tmp_path / "grid.png"
+    args = ["preview", str(first), str(second), "--n", "4", "--out", str(out)]
+    args += ["--pipeline", "RandomResizedCrop(size=(16, 24))", "--pipeline", '[{"name": "ZoomCrop", "size": [16, 24]}]']
+    assert main(args) == 0
+    grid = _png(out)
+    assert grid.shape == (_grid_side(4, 16), _grid_side(4, 24), 3)
+
+
+def test_identity_zoom_shows_the_image_pixel_for_pixel(tmp_path):
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (18, 26, 3), dtype=np.uint8)
+    source = tmp_path / "source.png"
+    Image.fromarray(pixels).save(source)
+    out = tmp_path / "grid.png"
+    assert (
+        main(["preview", str(source), "--n", "2", "--pipeline", "ZoomCrop(size=(18, 26), zoom=(1.0, 1.0))", "--out", str(out)])
+        == 0
+    )
+    grid = _png(out)
+    for column in range(2):
+        left = 2 + column * (26 + 2)
+        assert np.array_equal(grid[2 : 2 + 18, left : left + 26], pixels)
+    assert (grid[:2] == 255).all() and (grid[:, :2] == 255).all()  # the white padding
+
+
+def test_seed_replays_and_changes_the_draws(tmp_path):
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
+    for path, seed in zip(paths, (5, 5, 6), strict=True):
+        main(["preview", "--n", "2", "--seed", str(seed), "--pipeline", "RandomResizedCrop(size=24)", "--out", str(path)])
+    a, b, c = (_png(p) for p in paths)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("RandomResizedCrop(size=8) | NoSuchBlur(3)", "part 2 'NoSuchBlur(3)': unknown transform 'NoSuchBlur'; allowed: "),
+        ("ZoomCrop(size=__import__('os'))", "is not a literal"),
+        ("ZoomCrop(size=8, zom=2)", "its arguments are: size, zoom"),
+    ],
+)
+def test_bad_spec_exits_2_and_says_what_is_wrong(tmp_path, capsys, spec, expected):
+    out = tmp_path / "grid.png"
+    assert main(["preview", "--pipeline", spec, "--out", str(out)]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_missing_image_and_bad_n_are_reported(tmp_path, capsys):
+    assert main(["preview", str(tmp_path / "missing.png"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "cannot read IMAGE" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["preview", "--n", "0"])
+    assert stop.value.code == 2
