@@ -8,11 +8,36 @@ Example:
 """
 
 from diffaug import distributions, functional
-from diffaug.transforms import BoxCrop, CropParams, GeometricTransform, Params, RandomResizedCrop, ZoomCrop
+from diffaug.transforms import (
+    AffineParams,
+    BoxCrop,
+    CenterCrop,
+    CropParams,
+    GeometricTransform,
+    Params,
+    RandomAffine,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    RandomRotation,
+    RandomVerticalFlip,
+    Resize,
+    RotationParams,
+    ZoomCrop,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AffineParams",
+    "CenterCrop",
+    "RandomAffine",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "RandomRotation",
+    "RandomVerticalFlip",
+    "Resize",
+    "RotationParams",
     "BoxCrop",
     "CropParams",
     "GeometricTransform",

@@ -2,5 +2,32 @@
 
 from diffaug.transforms.base import GeometricTransform, Params
 from diffaug.transforms.crop import BoxCrop, CropParams, RandomResizedCrop, ZoomCrop
+from diffaug.transforms.geometric import (
+    AffineParams,
+    CenterCrop,
+    RandomAffine,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomRotation,
+    RandomVerticalFlip,
+    Resize,
+    RotationParams,
+)
 
-__all__ = ["BoxCrop", "CropParams", "GeometricTransform", "Params", "RandomResizedCrop", "ZoomCrop"]
+__all__ = [
+    "AffineParams",
+    "CenterCrop",
+    "RandomAffine",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "RandomRotation",
+    "RandomVerticalFlip",
+    "Resize",
+    "RotationParams",
+    "BoxCrop",
+    "CropParams",
+    "GeometricTransform",
+    "Params",
+    "RandomResizedCrop",
+    "ZoomCrop",
+]

@@ -1,0 +1,536 @@
+"""Flips, affine warps, rotations, centre/random crops and resizing, each as one matrix per sample.
+
+Every transform here draws its parameters on the images' device, replaces them by the identity
+parameters (angle 0, scale 1, no flip, ...) for the samples it does not apply to, and builds
+``theta`` from them in one place with the helpers of :mod:`diffaug.functional.geometry`. Angles
+and shears are defined in pixel space (normalised coordinates stretch non-square images) and
+converted with :func:`diffaug.functional.normalized_from_pixel_matrix`. The images are resampled
+by :func:`diffaug.functional.warp`, once per transform, or once per pipeline inside
+:class:`diffaug.Compose`.
+
+Arguments and defaults follow ``torchvision.transforms.v2`` where torchvision has the transform,
+with these differences: every sample gets its own parameters; parameters are continuous (not
+rounded to pixels), so gradients reach them; the default interpolation is bilinear everywhere
+(nearest sampling has no gradient with respect to the warp); outside the image is filled
+according to ``padding_mode`` (zeros, border or reflection) rather than a fill colour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from diffaug import distributions
+from diffaug import functional as daf
+from diffaug.distributions import Range
+from diffaug.functional import _checks
+from diffaug.transforms.base import GeometricTransform, Params, batch_shape, output_size, param_dtype
+from diffaug.transforms.crop import CropParams
+
+__all__ = [
+    "AffineParams",
+    "RotationParams",
+    "RandomHorizontalFlip",
+    "RandomVerticalFlip",
+    "RandomAffine",
+    "RandomRotation",
+    "CenterCrop",
+    "RandomCrop",
+    "Resize",
+    "affine_matrix",
+]
+
+
+@dataclasses.dataclass
+class AffineParams(Params):
+    """:class:`Params` of :class:`RandomAffine`, as ``torchvision.transforms.v2.functional.affine`` takes them.
+
+    Attributes:
+        angle: ``(B,)`` degrees, clockwise on screen (torchvision's ``affine`` convention).
+        translate: ``(B, 2)`` pixels ``(tx, ty)``; positive moves the content right / down.
+        scale: ``(B,)`` zoom factor (``> 1`` enlarges the content).
+        shear: ``(B, 2)`` degrees ``(sx, sy)``.
+        center: ``(B, 2)`` pixel centre of rotation, scale and shear.
+    """
+
+    angle: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0))
+    translate: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0, 2))
+    scale: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0))
+    shear: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0, 2))
+    center: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0, 2))
+
+
+@dataclasses.dataclass
+class RotationParams(Params):
+    """:class:`Params` of :class:`RandomRotation`.
+
+    Attributes:
+        angle: ``(B,)`` degrees, counter-clockwise on screen (torchvision's ``rotate`` convention).
+        center: ``(B, 2)`` pixel centre of rotation.
+    """
+
+    angle: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0))
+    center: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0, 2))
+
+
+def affine_matrix(angle: Tensor, translate: Tensor, scale: Tensor, shear: Tensor, center: Tensor, size: Sequence[int]) -> Tensor:
+    """The normalised ``(B, 3, 3)`` matrix (output -> input) of torchvision's ``affine``.
+
+    The content moves by ``T(center + translate) R(angle) S(scale) SHy(sy) SHx(sx) T(-center)``
+    in pixel space (y down; ``angle`` clockwise; ``SHx`` moves ``x`` by ``-tan(sx) y``), the
+    definition of ``torchvision.transforms.v2.functional.affine``; ``theta`` is its inverse,
+    converted to normalised coordinates of the ``size`` canvas (input and output alike).
+
+    Args:
+        angle: ``(B,)`` degrees. translate: ``(B, 2)`` pixels. scale: ``(B,)``.
+        shear: ``(B, 2)`` degrees. center: ``(B, 2)`` pixels.
+        size: canvas ``(H, W)``.
+
+    Example:
+        >>> import torch
+        >>> zero = torch.zeros(1)
+        >>> m = affine_matrix(zero, torch.zeros(1, 2), torch.ones(1), torch.zeros(1, 2), torch.tensor([[4.0, 2.0]]), (4, 8))
+        >>> torch.allclose(m, torch.eye(3))
+        True
+    """
+    rad = math.pi / 180.0
+    cx, cy = center.unbind(-1)
+    tx, ty = translate.unbind(-1)
+    shear_x, shear_y = (shear * rad).unbind(-1)
+    zero = torch.zeros_like(angle)
+    # geometry.rotate_matrix turns content counter-clockwise; torchvision's affine angle is clockwise.
+    forward = (
+        daf.translate_matrix(cx + tx, cy + ty)
+        @ daf.rotate_matrix(-angle * rad)
+        @ daf.scale_matrix(scale, scale)
+        @ daf.shear_matrix(zero, -shear_y)
+        @ daf.shear_matrix(-shear_x, zero)
+        @ daf.translate_matrix(-cx, -cy)
+    )
+    return daf.normalized_from_pixel_matrix(daf.invert(forward), size, size)
+
+
+def _symmetric(value: object, name: str) -> tuple[float, float]:
+    """A number ``d >= 0`` -> ``(-d, d)``; a pair -> itself (ordered)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0 when given as a single number, got {value!r}")
+        return -float(value), float(value)
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise ValueError(f"{name} must be a number or a pair (min, max), got {value!r}")
+    return _checks.check_range(tuple(value), name)
+
+
+def _center(center: object, batch: int, height: int, width: int, like: Tensor) -> Tensor:
+    if center is None:
+        return like.new_tensor([width / 2.0, height / 2.0]).expand(batch, 2)
+    return like.new_tensor([float(c) for c in center]).expand(batch, 2)  # type: ignore[union-attr]
+
+
+def _check_center(center: object) -> tuple[float, float] | None:
+    if center is None:
+        return None
+    if not isinstance(center, Sequence) or len(center) != 2 or not all(isinstance(c, numbers.Real) for c in center):
+        raise ValueError(f"center must be None or a pair (x, y) of pixel coordinates, got {center!r}")
+    return float(center[0]), float(center[1])
+
+
+def _no_expand(expand: object) -> None:
+    if expand:
+        raise ValueError(
+            "expand=True is not supported: every sample of a batch has its own angle but the batch shares one output "
+            "size; rotate without expand and choose the output size with Resize or CenterCrop"
+        )
+
+
+class _Flip(GeometricTransform):
+    """Flip along one axis with probability ``p``: ``theta`` negates that normalised axis."""
+
+    axis = 0
+
+    def __init__(self, p: float = 0.5, learnable: bool = False, temperature: float = 0.1) -> None:
+        super().__init__(p=p, learnable_p=learnable and 0.0 < p < 1.0, temperature=temperature)
+
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
+        batch, height, width = batch_shape(images)
+        dtype = param_dtype(images)
+        applied = self.draw_applied(batch, generator, images.device, dtype)
+        zero = torch.zeros_like(applied)
+        # A relaxed (fractional) draw blends the matrix: u -> (1 - 2 a) u.
+        flips = (applied, zero) if self.axis == 0 else (zero, applied)
+        theta = daf.to_theta(daf.flip_matrix(*flips))
+        return Params(theta=theta, size=(height, width), in_size=(height, width), applied=applied)
+
+
+class RandomHorizontalFlip(_Flip):
+    """Flip each sample left-right with probability ``p`` (torchvision's default ``p=0.5``).
+
+    Exact: a flipped sample equals ``images.flip(-1)``. With ``learnable=True`` the
+    probability is a parameter; the draw is a relaxed Bernoulli in training mode (the matrix
+    ``u -> (1 - 2a) u`` blends, ``a`` in ``[0, 1]``) and hard with a straight-through gradient in
+    eval mode.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> images = torch.rand(2, 3, 4, 5)
+        >>> torch.equal(da.RandomHorizontalFlip(p=1.0)(images), images.flip(-1))
+        True
+    """
+
+    axis = 0
+
+
+class RandomVerticalFlip(_Flip):
+    """Flip each sample upside down with probability ``p`` (default 0.5); see :class:`RandomHorizontalFlip`.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> images = torch.rand(2, 3, 4, 5)
+        >>> torch.equal(da.RandomVerticalFlip(p=1.0)(images), images.flip(-2))
+        True
+    """
+
+    axis = 1
+
+
+class RandomAffine(GeometricTransform):
+    """Random rotation, translation, scale and shear per sample, as torchvision's ``RandomAffine``.
+
+    Args:
+        degrees: ``d`` (angles in ``[-d, d]``) or ``(min, max)``; clockwise on screen, like
+            ``torchvision.transforms.v2.functional.affine``.
+        translate: ``(a, b)`` fractions in ``[0, 1]``: ``tx`` is uniform in ``[-a W, a W]``
+            pixels and ``ty`` in ``[-b H, b H]`` (continuous, not rounded as torchvision does).
+        scale: ``(min, max)`` zoom factors, ``0 < min``; ``None`` keeps the scale.
+        shear: ``s`` (x-shear in ``[-s, s]``), ``(min, max)`` (x-shear), or
+            ``(xmin, xmax, ymin, ymax)``, degrees in ``(-90, 90)``; ``None`` for none.
+        center: pixel ``(x, y)`` of the centre of rotation; default the image centre.
+        p: probability of transforming a sample (the others get the identity parameters).
+        learnable: make every range above (and ``p`` when ``p < 1``) trainable.
+        mode, padding_mode: see :func:`diffaug.functional.warp`.
+
+    Raises:
+        ValueError, TypeError: for malformed ranges (wrong length, unordered, negative scale,
+            translate outside ``[0, 1]``, shear beyond 90 degrees).
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> t = da.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), learnable=True)
+        >>> images = torch.rand(4, 3, 32, 48)
+        >>> params = t.make_params(images)
+        >>> params.angle.shape, params.translate.shape
+        (torch.Size([4]), torch.Size([4, 2]))
+        >>> t.transform(images, params).shape
+        torch.Size([4, 3, 32, 48])
+    """
+
+    def __init__(
+        self,
+        degrees: float | Sequence[float],
+        translate: Sequence[float] | None = None,
+        scale: Sequence[float] | None = None,
+        shear: float | Sequence[float] | None = None,
+        center: Sequence[float] | None = None,
+        p: float = 1.0,
+        learnable: bool = False,
+        mode: object = "bilinear",
+        padding_mode: str = "zeros",
+        temperature: float = 0.1,
+    ) -> None:
+        super().__init__(p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature)
+        self.degrees = Range(_symmetric(degrees, "degrees"), domain=(-math.inf, math.inf), learnable=learnable)
+        self.translate_x: Range | None = None
+        self.translate_y: Range | None = None
+        if translate is not None:
+            if not isinstance(translate, Sequence) or isinstance(translate, str) or len(translate) != 2:
+                raise ValueError(f"translate must be a pair (a, b) of fractions in [0, 1], got {translate!r}")
+            for value in translate:
+                if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+                    raise ValueError(f"translate values must be fractions in [0, 1], got {translate!r}")
+            a, b = (float(v) for v in translate)
+            self.translate_x = Range((-a, a), domain=(-1.0, 1.0), learnable=learnable)
+            self.translate_y = Range((-b, b), domain=(-1.0, 1.0), learnable=learnable)
+        self.scale: Range | None = None
+        if scale is not None:
+            low, high = _checks.check_range(scale, "scale", low=0.0, strict_low=True)
+            self.scale = Range((low, high), domain=(0.0, max(10.0, 2.0 * high)), learnable=learnable)
+        self.shear_x: Range | None = None
+        self.shear_y: Range | None = None
+        if shear is not None:
+            if isinstance(shear, Sequence) and not isinstance(shear, str) and len(shear) == 4:
+                x_range = _checks.check_range(tuple(shear[:2]), "shear")
+                y_range: tuple[float, float] | None = _checks.check_range(tuple(shear[2:]), "shear")
+            else:
+                x_range, y_range = _symmetric(shear, "shear"), None
+            for bound in (*x_range, *(y_range or ())):
+                if not -90.0 < bound < 90.0:
+                    raise ValueError(f"shear angles must lie in (-90, 90) degrees, got {shear!r}")
+            self.shear_x = Range(x_range, domain=(-90.0, 90.0), learnable=learnable)
+            if y_range is not None:
+                self.shear_y = Range(y_range, domain=(-90.0, 90.0), learnable=learnable)
+        self.center = _check_center(center)
+
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> AffineParams:
+        batch, height, width = batch_shape(images)
+        device, dtype = images.device, param_dtype(images)
+        noise = distributions.uniform((batch, 6), generator, device, dtype)
+        applied = self.draw_applied(batch, generator, device, dtype)
+
+        def draw(rng: Range | None, column: int, identity: float) -> Tensor:
+            if rng is None:
+                return torch.full_like(applied, identity)
+            value = rng.sample(noise[:, column])
+            # Not applied: the identity value (parameters are blended, never images).
+            return identity + applied * (value - identity)
+
+        angle = draw(self.degrees, 0, 0.0)
+        translate = torch.stack([draw(self.translate_x, 1, 0.0) * width, draw(self.translate_y, 2, 0.0) * height], dim=-1)
+        scale = draw(self.scale, 3, 1.0)
+        shear = torch.stack([draw(self.shear_x, 4, 0.0), draw(self.shear_y, 5, 0.0)], dim=-1)
+        center = _center(self.center, batch, height, width, angle)
+        theta = daf.to_theta(affine_matrix(angle, translate, scale, shear, center, (height, width)))
+        return AffineParams(
+            theta=theta,
+            size=(height, width),
+            in_size=(height, width),
+            applied=applied,
+            angle=angle,
+            translate=translate,
+            scale=scale,
+            shear=shear,
+            center=center,
+        )
+
+
+class RandomRotation(GeometricTransform):
+    """Rotate each sample by a random angle, as torchvision's ``RandomRotation``.
+
+    Args:
+        degrees: ``d`` (angles in ``[-d, d]``) or ``(min, max)``, counter-clockwise on screen
+            like ``torchvision.transforms.v2.functional.rotate``.
+        expand: only ``False`` (a batch shares one output size); ``True`` raises ``ValueError``.
+        center: pixel ``(x, y)`` centre of rotation; default the image centre.
+        p: probability of rotating a sample; the others get angle 0.
+        learnable: make the angle range (and ``p`` when ``p < 1``) trainable.
+        mode, padding_mode: see :func:`diffaug.functional.warp`.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> images = torch.rand(2, 1, 6, 6)
+        >>> out = da.RandomRotation(degrees=(90, 90))(images)
+        >>> torch.allclose(out, images.rot90(1, dims=(-2, -1)), atol=1e-5)
+        True
+    """
+
+    def __init__(
+        self,
+        degrees: float | Sequence[float],
+        expand: bool = False,
+        center: Sequence[float] | None = None,
+        p: float = 1.0,
+        learnable: bool = False,
+        mode: object = "bilinear",
+        padding_mode: str = "zeros",
+        temperature: float = 0.1,
+    ) -> None:
+        super().__init__(p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature)
+        _no_expand(expand)
+        self.degrees = Range(_symmetric(degrees, "degrees"), domain=(-math.inf, math.inf), learnable=learnable)
+        self.center = _check_center(center)
+
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> RotationParams:
+        batch, height, width = batch_shape(images)
+        device, dtype = images.device, param_dtype(images)
+        noise = distributions.uniform((batch,), generator, device, dtype)
+        applied = self.draw_applied(batch, generator, device, dtype)
+        angle = applied * self.degrees.sample(noise)
+        center = _center(self.center, batch, height, width, angle)
+        zero2 = torch.zeros_like(center)
+        # torchvision's rotate is its affine with the angle negated.
+        theta = daf.to_theta(affine_matrix(-angle, zero2, torch.ones_like(angle), zero2, center, (height, width)))
+        return RotationParams(
+            theta=theta, size=(height, width), in_size=(height, width), applied=applied, angle=angle, center=center
+        )
+
+
+def _box_params(boxes: Tensor, size: tuple[int, int], in_size: tuple[int, int]) -> CropParams:
+    applied = torch.ones(boxes.shape[0], device=boxes.device, dtype=boxes.dtype)
+    theta = daf.boxes_to_theta(boxes, in_size)
+    return CropParams(theta=theta, size=size, in_size=in_size, applied=applied, boxes=boxes)
+
+
+class CenterCrop(GeometricTransform):
+    """Crop the centre of each sample, as torchvision's ``CenterCrop`` (zeros where the crop is larger).
+
+    The crop's corner is torchvision's (rounded to whole pixels), so the output equals
+    ``torchvision.transforms.v2.functional.center_crop`` (to float rounding).
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> images = torch.rand(2, 3, 10, 12)
+        >>> torch.allclose(da.CenterCrop(4)(images), images[..., 3:7, 4:8], atol=1e-5)
+        True
+    """
+
+    def __init__(self, size: int | Sequence[int], mode: object = "bilinear", padding_mode: str = "zeros") -> None:
+        super().__init__(p=1.0, mode=mode, padding_mode=padding_mode)
+        self.size = output_size(size)
+
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> CropParams:
+        batch, height, width = batch_shape(images)
+        crop_h, crop_w = self.size
+
+        def corner(crop: int, full: int) -> int:
+            # torchvision pads a too-small image by (crop - full) // 2 before, then centres with round().
+            before = (crop - full) // 2 if crop > full else 0
+            after = (crop - full + 1) // 2 if crop > full else 0
+            return int(round((full + before + after - crop) / 2.0)) - before
+
+        top, left = corner(crop_h, height), corner(crop_w, width)
+        box = torch.tensor([left, top, left + crop_w, top + crop_h], device=images.device, dtype=param_dtype(images))
+        return _box_params(box.expand(batch, 4), self.size, (height, width))
+
+
+_TV_PADDING = {"constant": "zeros", "edge": "border", "symmetric": "reflection"}
+
+
+class RandomCrop(GeometricTransform):
+    """Crop a random window of ``size`` from each sample, as torchvision's ``RandomCrop``.
+
+    Positions are whole pixels drawn uniformly per sample (so crops are exact slices, as in
+    torchvision); ``padding`` virtually pads the image first and ``pad_if_needed`` pads a side
+    shorter than the crop by the difference on both ends (torchvision's rule).
+
+    Args:
+        size: output ``(h, w)`` or an int.
+        padding: ``None``, an int (all sides), ``(lr, tb)`` or ``(left, top, right, bottom)``.
+        pad_if_needed: pad sides shorter than the crop.
+        fill: only 0 (the padding shows zeros); other fills raise ``ValueError``.
+        padding_mode: torchvision's ``"constant"``, ``"edge"`` or ``"symmetric"`` (or the warp's
+            ``"zeros"``, ``"border"``, ``"reflection"``). ``"reflect"`` (mirror without
+            repeating the edge pixel) has no ``grid_sample`` counterpart and raises ``ValueError``.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> images = torch.arange(36.0).reshape(1, 1, 6, 6)
+        >>> t = da.RandomCrop(3)
+        >>> params = t.make_params(images)
+        >>> l, tp = params.boxes[0, :2].long().tolist()
+        >>> torch.allclose(t.transform(images, params), images[..., tp:tp + 3, l:l + 3], atol=1e-4)
+        True
+    """
+
+    def __init__(
+        self,
+        size: int | Sequence[int],
+        padding: int | Sequence[int] | None = None,
+        pad_if_needed: bool = False,
+        fill: float = 0,
+        padding_mode: str = "constant",
+        mode: object = "bilinear",
+    ) -> None:
+        if padding_mode == "reflect":
+            raise ValueError(
+                "padding_mode='reflect' (mirror without the edge pixel) cannot be expressed with grid_sample; "
+                "use 'symmetric' (mirror with the edge pixel), 'edge' or 'constant'"
+            )
+        if fill != 0:
+            raise ValueError(f"fill must be 0 (the padding shows zeros); got {fill!r}; use padding_mode='edge' or 'symmetric'")
+        super().__init__(p=1.0, mode=mode, padding_mode=_TV_PADDING.get(padding_mode, padding_mode))
+        self.size = output_size(size)
+        self.padding = self._parse_padding(padding)
+        self.pad_if_needed = bool(pad_if_needed)
+
+    @staticmethod
+    def _parse_padding(padding: object) -> tuple[int, int, int, int]:
+        """-> ``(left, top, right, bottom)``."""
+        if padding is None:
+            return 0, 0, 0, 0
+        values = [padding] if isinstance(padding, int) else padding
+        if (
+            not isinstance(values, Sequence)
+            or len(values) not in (1, 2, 4)
+            or not all(isinstance(v, int) and v >= 0 for v in values)
+        ):
+            raise ValueError(f"padding must be None, an int >= 0 or a sequence of 1, 2 or 4 ints >= 0, got {padding!r}")
+        if len(values) == 1:
+            return values[0], values[0], values[0], values[0]
+        if len(values) == 2:
+            return values[0], values[1], values[0], values[1]
+        return values[0], values[1], values[2], values[3]
+
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> CropParams:
+        batch, height, width = batch_shape(images)
+        left_pad, top_pad, right_pad, bottom_pad = self.padding
+        padded_h, padded_w = height + top_pad + bottom_pad, width + left_pad + right_pad
+        crop_h, crop_w = self.size
+        if self.pad_if_needed and padded_h < crop_h:
+            top_pad += crop_h - padded_h
+            padded_h += 2 * (crop_h - padded_h)
+        if self.pad_if_needed and padded_w < crop_w:
+            left_pad += crop_w - padded_w
+            padded_w += 2 * (crop_w - padded_w)
+        if padded_h < crop_h or padded_w < crop_w:
+            raise ValueError(f"crop size {(crop_h, crop_w)} is larger than the (padded) image {(padded_h, padded_w)}")
+        dtype = param_dtype(images)
+        noise = distributions.uniform((batch, 2), generator, images.device, dtype)
+        # randint(0, n + 1) as floor(u * (n + 1)), clamped against u rounding up to 1.
+        slack = noise.new_tensor([padded_w - crop_w + 1.0, padded_h - crop_h + 1.0])
+        offset = torch.minimum(torch.floor(noise * slack), slack - 1)
+        left = offset[:, 0] - left_pad
+        top = offset[:, 1] - top_pad
+        boxes = torch.stack([left, top, left + crop_w, top + crop_h], dim=-1)
+        return _box_params(boxes, self.size, (height, width))
+
+
+class Resize(GeometricTransform):
+    """Resize every sample, as torchvision's ``Resize``.
+
+    Args:
+        size: ``(h, w)``; or an int / ``[s]``: the smaller edge becomes ``s`` and the other
+            keeps the aspect ratio (``int(s * long / short)``, torchvision's rounding).
+        max_size: with an int ``size``, the longer edge is capped at ``max_size``.
+        mode: interpolation, ``"bilinear"`` by default.
+        antialias: low-pass filter when shrinking (passed to the warp when it supports it).
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> da.Resize(16)(torch.rand(2, 3, 32, 48)).shape
+        torch.Size([2, 3, 16, 24])
+    """
+
+    def __init__(
+        self, size: int | Sequence[int], max_size: int | None = None, mode: object = "bilinear", antialias: bool = True
+    ) -> None:
+        super().__init__(p=1.0, mode=mode)
+        if isinstance(size, int) and not isinstance(size, bool):
+            size = [size]
+        if not isinstance(size, Sequence) or len(size) not in (1, 2) or not all(isinstance(s, int) and s > 0 for s in size):
+            raise ValueError(f"size must be a positive int, [s] or (h, w), got {size!r}")
+        if max_size is not None and (len(size) != 1 or max_size <= size[0]):
+            raise ValueError(f"max_size needs an int size smaller than it, got size={size!r}, max_size={max_size!r}")
+        self.size_arg = tuple(size)
+        self.max_size = max_size
+        self.antialias = bool(antialias)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The output ``(h, w)`` for an input of ``(height, width)``."""
+        if len(self.size_arg) == 2:
+            return int(self.size_arg[0]), int(self.size_arg[1])
+        short, long = min(height, width), max(height, width)
+        new_short, new_long = int(self.size_arg[0]), int(self.size_arg[0] * long / short)
+        if self.max_size is not None and new_long > self.max_size:
+            new_short, new_long = int(self.max_size * new_short / new_long), self.max_size
+        return (new_long, new_short) if width <= height else (new_short, new_long)
+
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
+        batch, height, width = batch_shape(images)
+        dtype = param_dtype(images)
+        theta = daf.to_theta(daf.identity(batch, images.device, dtype))
+        applied = torch.ones(batch, device=images.device, dtype=dtype)
+        return Params(theta=theta, size=self.output_size(height, width), in_size=(height, width), applied=applied)
