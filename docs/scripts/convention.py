@@ -44,7 +44,9 @@ def main() -> Path:
     cy, cx = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
     ax.scatter(cx.flatten(), cy.flatten(), s=14, color="tab:blue", zorder=3, label="pixel centres (j + 0.5, i + 0.5)")
     x1, y1, x2, y2 = BOX.tolist()
-    ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="tab:red", lw=2.2, zorder=4, label=f"box {tuple(BOX.tolist())}"))
+    ax.add_patch(
+        Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="tab:red", lw=2.2, zorder=4, label=f"box {tuple(BOX.tolist())}")
+    )
     ax.scatter(
         sample_x.flatten(),
         sample_y.flatten(),
@@ -74,7 +76,9 @@ def main() -> Path:
         pad=34,
     )
 
-    ax_out.imshow(cropped[0], cmap="Greys", vmin=-8, vmax=H * W + 8, extent=(0, OUT_SIZE[1], OUT_SIZE[0], 0), interpolation="nearest")
+    ax_out.imshow(
+        cropped[0], cmap="Greys", vmin=-8, vmax=H * W + 8, extent=(0, OUT_SIZE[1], OUT_SIZE[0], 0), interpolation="nearest"
+    )
     for i in range(OUT_SIZE[0]):
         for j in range(OUT_SIZE[1]):
             ax_out.text(j + 0.5, i + 0.5, f"{cropped[0, i, j]:.2f}", ha="center", va="center", color="tab:red", fontsize=10)

@@ -33,7 +33,7 @@ SEED = 0
 
 def photo(height: int = 256) -> Tensor:
     """matplotlib's bundled photo of Grace Hopper as ``(3, height, w)`` in ``[0, 1]``."""
-    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as image:
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
         width = round(image.width * height / image.height)
         rgb = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
         data = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).reshape(height, width, 3)

@@ -1,0 +1,57 @@
+"""Every script in examples/ runs, on a tiny setting, as a user would run it."""
+
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# Arguments that make each example finish in seconds on a CPU.
+TINY = {
+    "train_step.py": ["--steps", "4", "--batch", "8", "--side", "24", "--size", "16", "--workers", "1", "--device", "cpu"],
+    "multicrop_views.py": ["--batch", "2", "--out", "{tmp}/views.png"],
+    "attention_crop.py": ["--tiny"],
+}
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), EXAMPLES / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_example_runs_as_a_script(name, tmp_path):
+    assert name in TINY, f"examples/{name} has no tiny setting in tests/test_examples.py"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in TINY[name]]
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip(), "an example should say what it did"
+
+
+def test_train_step_learns_and_trains_the_crop():
+    train_step = _load("train_step.py")
+    result = train_step.main(
+        ["--steps", "6", "--batch", "8", "--side", "24", "--size", "16", "--workers", "0", "--device", "cpu", "--learnable"]
+    )
+    assert math.isfinite(result["loss"])
+    assert 0.0 <= result["accuracy"] <= 1.0
+    # The crop's scale bounds started at (0.35, 1.0) and moved: gradients reached them through the warp.
+    assert (result["scale_low"], result["scale_high"]) != pytest.approx((0.35, 1.0), abs=1e-6)
+
+
+def test_train_step_data_are_the_two_classes_it_claims():
+    train_step = _load("train_step.py")
+    data = train_step.Shapes(64, 32, seed=3)
+    assert data.images.dtype.is_floating_point is False and data.images.shape == (64, 3, 32, 32)
+    bright = (data.images.float().mean(1) > 0.5 * 255).flatten(1).float()
+    # A square of half-side r covers 4 r^2, a disc pi r^2: same radius law, so squares are brighter on average.
+    discs, squares = bright[data.labels == 0].mean(), bright[data.labels == 1].mean()
+    assert squares > discs
