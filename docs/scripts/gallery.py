@@ -21,6 +21,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 import diffaug as da
+from diffaug.cli import main as main_cli
 from diffaug._testcard import test_card
 
 DOCS = Path(__file__).resolve().parents[1]
@@ -61,7 +62,27 @@ SETTINGS: dict[str, tuple[str, Callable[[], nn.Module]]] = {
     "RandomResizedCrop": ("RandomResizedCrop(128)", lambda: da.RandomResizedCrop(SIZE)),
     "ZoomCrop": ("ZoomCrop(128, zoom=(1.0, 3.0))", lambda: da.ZoomCrop(SIZE, zoom=(1.0, 3.0))),
     "BoxCrop": ("BoxCrop(128) of random boxes", lambda: RandomBoxes(SIZE)),
+    "RandomHorizontalFlip": ("RandomHorizontalFlip(p=0.5)", lambda: da.RandomHorizontalFlip(p=0.5)),
+    "RandomVerticalFlip": ("RandomVerticalFlip(p=0.5)", lambda: da.RandomVerticalFlip(p=0.5)),
+    "RandomAffine": (
+        "RandomAffine(degrees=25, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=10)",
+        lambda: da.RandomAffine(degrees=25, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=10),
+    ),
+    "RandomRotation": ("RandomRotation(degrees=30)", lambda: da.RandomRotation(degrees=30)),
+    "CenterCrop": ("CenterCrop(128)", lambda: da.CenterCrop(SIZE)),
+    "RandomCrop": ("RandomCrop(128)", lambda: da.RandomCrop(SIZE)),
+    "Resize": ("Resize(128)", lambda: da.Resize(SIZE)),
 }
+# The preview shown on the getting-started page, made by the CLI itself.
+PREVIEW_ARGS = [
+    "preview",
+    "--n",
+    "8",
+    "--pipeline",
+    "RandomResizedCrop(size=128, scale=(0.2, 1.0)) | RandomHorizontalFlip(p=0.5)",
+    "--pipeline",
+    "ZoomCrop(size=128, zoom=(1.0, 3.0))",
+]
 EXTRA: dict[str, tuple[str, Callable[[], nn.Module]]] = {
     "ZoomCrop (allow_outside)": (
         "ZoomCrop(128, zoom=(0.7, 2.0), allow_outside=True, padding_mode='reflection')",
@@ -162,6 +183,9 @@ def main() -> list[Path]:
             lines += [summary, ""]
         lines += [f"`{call}`", "", f"![{title} on the test card and a photo](images/gallery/{path.name})", ""]
     PAGE.write_text("\n".join(lines))
+    preview = DOCS / "images" / "preview.png"
+    main_cli([*PREVIEW_ARGS, "--out", str(preview)])
+    written.append(preview)
     return written
 
 
