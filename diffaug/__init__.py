@@ -12,6 +12,8 @@ from diffaug.transforms import (
     AffineParams,
     BoxCrop,
     CenterCrop,
+    Compose,
+    ComposeParams,
     CropParams,
     GeometricTransform,
     Params,
@@ -29,6 +31,8 @@ from diffaug.transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Compose",
+    "ComposeParams",
     "AffineParams",
     "CenterCrop",
     "RandomAffine",

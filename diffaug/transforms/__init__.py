@@ -1,6 +1,7 @@
 """diffaug's transforms: thin modules that sample parameters and call the functional core."""
 
 from diffaug.transforms.base import GeometricTransform, Params
+from diffaug.transforms.compose import Compose, ComposeParams
 from diffaug.transforms.crop import BoxCrop, CropParams, RandomResizedCrop, ZoomCrop
 from diffaug.transforms.geometric import (
     AffineParams,
@@ -15,6 +16,8 @@ from diffaug.transforms.geometric import (
 )
 
 __all__ = [
+    "Compose",
+    "ComposeParams",
     "AffineParams",
     "CenterCrop",
     "RandomAffine",
