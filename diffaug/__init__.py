@@ -16,6 +16,8 @@ from diffaug.transforms import (
     ComposeParams,
     CropParams,
     GeometricTransform,
+    MultiCrop,
+    MultiCropParams,
     Params,
     RandomAffine,
     RandomCrop,
@@ -31,6 +33,8 @@ from diffaug.transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "MultiCrop",
+    "MultiCropParams",
     "Compose",
     "ComposeParams",
     "AffineParams",

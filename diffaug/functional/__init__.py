@@ -2,7 +2,8 @@
 
 * :mod:`diffaug.functional.geometry`: the coordinate convention (boxes <-> theta, pixel <->
   normalised) and matrix helpers;
-* :mod:`diffaug.functional.warp`: images + theta -> images (``warp``, ``crop``).
+* :mod:`diffaug.functional.warp`: images + theta -> images (``warp``, ``crop``);
+* :mod:`diffaug.functional.targets`: boxes, keypoints and masks through the same theta.
 """
 
 from diffaug.functional.geometry import (
@@ -24,9 +25,25 @@ from diffaug.functional.geometry import (
     to_theta,
     translate_matrix,
 )
+from diffaug.functional.targets import (
+    forward_pixel_matrix,
+    inverse_theta,
+    transform_boxes,
+    transform_keypoints,
+    transform_masks,
+    transform_points,
+    transform_tv,
+)
 from diffaug.functional.warp import compute_dtype, crop, warp
 
 __all__ = [
+    "forward_pixel_matrix",
+    "inverse_theta",
+    "transform_boxes",
+    "transform_keypoints",
+    "transform_masks",
+    "transform_points",
+    "transform_tv",
     "apply_to_points",
     "boxes_to_normalized",
     "boxes_to_theta",

@@ -14,8 +14,11 @@ from diffaug.transforms.geometric import (
     Resize,
     RotationParams,
 )
+from diffaug.transforms.multicrop import MultiCrop, MultiCropParams
 
 __all__ = [
+    "MultiCrop",
+    "MultiCropParams",
     "Compose",
     "ComposeParams",
     "AffineParams",
