@@ -69,14 +69,26 @@ __all__ = [
 
 
 def boxes_to_normalized(boxes: Tensor, size: Sequence[int]) -> Tensor:
-    """Pixel XYXY boxes ``(..., 4)`` on a canvas ``(H, W)`` -> normalised corners ``(..., 4)``."""
+    """Pixel XYXY boxes ``(..., 4)`` on a canvas ``(H, W)`` -> normalised corners ``(..., 4)``.
+
+    Example:
+        >>> import torch
+        >>> boxes_to_normalized(torch.tensor([0.0, 0.0, 4.0, 2.0]), (4, 8))  # top-left quarter
+        tensor([-1., -1.,  0.,  0.])
+    """
     height, width = size
     scale = boxes.new_tensor([2.0 / width, 2.0 / height, 2.0 / width, 2.0 / height])
     return boxes * scale - 1.0
 
 
 def normalized_to_boxes(corners: Tensor, size: Sequence[int]) -> Tensor:
-    """Normalised corners ``(..., 4)`` -> pixel XYXY boxes on a canvas ``(H, W)``."""
+    """Normalised corners ``(..., 4)`` -> pixel XYXY boxes on a canvas ``(H, W)``.
+
+    Example:
+        >>> import torch
+        >>> normalized_to_boxes(torch.tensor([-1.0, -1.0, 0.0, 0.0]), (4, 8))
+        tensor([0., 0., 4., 2.])
+    """
     height, width = size
     scale = corners.new_tensor([width / 2.0, height / 2.0, width / 2.0, height / 2.0])
     return (corners + 1.0) * scale
@@ -124,18 +136,37 @@ def theta_to_boxes(theta: Tensor, size: Sequence[int]) -> Tensor:
 
 
 def to_square(theta: Tensor) -> Tensor:
-    """``(..., 2, 3)`` -> ``(..., 3, 3)`` by appending the row ``[0, 0, 1]``."""
+    """``(..., 2, 3)`` -> ``(..., 3, 3)`` by appending the row ``[0, 0, 1]``.
+
+    Example:
+        >>> import torch
+        >>> to_square(torch.eye(2, 3))
+        tensor([[1., 0., 0.],
+                [0., 1., 0.],
+                [0., 0., 1.]])
+    """
     last = theta.new_tensor([0.0, 0.0, 1.0]).expand(*theta.shape[:-2], 1, 3)
     return torch.cat([theta, last], dim=-2)
 
 
 def to_theta(matrix: Tensor) -> Tensor:
-    """``(..., 3, 3)`` -> ``(..., 2, 3)`` (drops the projective row)."""
+    """``(..., 3, 3)`` -> ``(..., 2, 3)`` (drops the projective row).
+
+    Example:
+        >>> import torch
+        >>> to_theta(torch.eye(3).expand(5, 3, 3)).shape
+        torch.Size([5, 2, 3])
+    """
     return matrix[..., :2, :]
 
 
 def identity(batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Tensor:
-    """``(batch, 3, 3)`` identity matrices."""
+    """``(batch, 3, 3)`` identity matrices.
+
+    Example:
+        >>> identity(2).shape
+        torch.Size([2, 3, 3])
+    """
     return torch.eye(3, device=device, dtype=dtype).expand(batch, 3, 3)
 
 
@@ -151,12 +182,34 @@ def _normalized_from_pixel(size: Sequence[int], like: Tensor) -> Tensor:
 
 
 def normalized_from_pixel_matrix(matrix: Tensor, in_size: Sequence[int], out_size: Sequence[int]) -> Tensor:
-    """Pixel-space ``(..., 3, 3)`` (output pixel -> input pixel) -> normalised-space matrix."""
+    """Pixel-space ``(..., 3, 3)`` (output pixel -> input pixel) -> normalised-space matrix.
+
+    ``in_size`` and ``out_size`` are the ``(H, W)`` of the input and output canvases.
+
+    Example:
+        >>> import torch
+        >>> two = torch.tensor(2.0)
+        >>> normalized_from_pixel_matrix(scale_matrix(two, two), (4, 8), (4, 8))  # u -> 2 (u + 1) - 1
+        tensor([[2., 0., 1.],
+                [0., 2., 1.],
+                [0., 0., 1.]])
+    """
     return _normalized_from_pixel(in_size, matrix) @ matrix @ _pixel_from_normalized(out_size, matrix)
 
 
 def pixel_matrix_from_normalized(matrix: Tensor, in_size: Sequence[int], out_size: Sequence[int]) -> Tensor:
-    """Normalised-space ``(..., 3, 3)`` -> pixel-space matrix (output pixel -> input pixel)."""
+    """Normalised-space ``(..., 3, 3)`` -> pixel-space matrix (output pixel -> input pixel).
+
+    The inverse of :func:`normalized_from_pixel_matrix` for the same sizes.
+
+    Example:
+        >>> import torch
+        >>> theta = boxes_to_theta(torch.tensor([2.0, 1.0, 6.0, 3.0]), (4, 8))  # a 4 x 2 box
+        >>> pixel_matrix_from_normalized(to_square(theta), (4, 8), (2, 4))     # a 2 x 4 output: shift only
+        tensor([[1., 0., 2.],
+                [0., 1., 1.],
+                [0., 0., 1.]])
+    """
     return _pixel_from_normalized(in_size, matrix) @ matrix @ _normalized_from_pixel(out_size, matrix)
 
 
@@ -168,26 +221,55 @@ def _affine(a: Tensor, b: Tensor, c: Tensor, d: Tensor, e: Tensor, f: Tensor) ->
 
 
 def translate_matrix(tx: Tensor, ty: Tensor) -> Tensor:
-    """``(..., 3, 3)`` matrix of ``p -> p + (tx, ty)``."""
+    """``(..., 3, 3)`` matrix of ``p -> p + (tx, ty)``; ``tx``, ``ty`` broadcastable tensors.
+
+    Example:
+        >>> import torch
+        >>> translate_matrix(torch.tensor(3.0), torch.tensor(-1.0))
+        tensor([[ 1.,  0.,  3.],
+                [ 0.,  1., -1.],
+                [ 0.,  0.,  1.]])
+    """
     zero, one = torch.zeros_like(tx), torch.ones_like(tx)
     return _affine(one, zero, tx, zero, one, ty)
 
 
 def scale_matrix(sx: Tensor, sy: Tensor) -> Tensor:
-    """``(..., 3, 3)`` matrix of ``(x, y) -> (sx x, sy y)``."""
+    """``(..., 3, 3)`` matrix of ``(x, y) -> (sx x, sy y)``.
+
+    Example:
+        >>> import torch
+        >>> scale_matrix(torch.tensor([2.0]), torch.tensor([0.5]))[0, :2]
+        tensor([[2.0000, 0.0000, 0.0000],
+                [0.0000, 0.5000, 0.0000]])
+    """
     zero = torch.zeros_like(sx)
     return _affine(sx, zero, zero, zero, sy, zero)
 
 
 def rotate_matrix(angle: Tensor) -> Tensor:
-    """``(..., 3, 3)`` rotation by ``angle`` radians, counter-clockwise on screen (y points down)."""
+    """``(..., 3, 3)`` rotation by ``angle`` radians, counter-clockwise on screen (y points down).
+
+    Example:
+        >>> import math, torch
+        >>> point = apply_to_points(rotate_matrix(torch.tensor(math.pi / 2)), torch.tensor([[1.0, 0.0]]))
+        >>> torch.allclose(point, torch.tensor([[0.0, -1.0]]), atol=1e-6)  # right -> up on screen
+        True
+    """
     cos, sin = torch.cos(angle), torch.sin(angle)
     zero = torch.zeros_like(angle)
     return _affine(cos, sin, zero, -sin, cos, zero)
 
 
 def shear_matrix(shear_x: Tensor, shear_y: Tensor) -> Tensor:
-    """``(..., 3, 3)`` shear ``(x, y) -> (x + tan(sx) y, y + tan(sy) x)``, angles in radians."""
+    """``(..., 3, 3)`` shear ``(x, y) -> (x + tan(sx) y, y + tan(sy) x)``, angles in radians.
+
+    Example:
+        >>> import math, torch
+        >>> shear_matrix(torch.tensor(math.pi / 4), torch.tensor(0.0))[:2]
+        tensor([[1., 1., 0.],
+                [0., 1., 0.]])
+    """
     zero, one = torch.zeros_like(shear_x), torch.ones_like(shear_x)
     return _affine(one, torch.tan(shear_x), zero, torch.tan(shear_y), one, zero)
 
@@ -196,12 +278,27 @@ def flip_matrix(flip_x: Tensor, flip_y: Tensor) -> Tensor:
     """Normalised-space flip: ``u -> -u`` where ``flip_x`` is 1, identity where 0.
 
     ``flip_x``/``flip_y`` are float tensors in ``[0, 1]`` (a relaxed value blends the matrix).
+
+    Example:
+        >>> import torch
+        >>> flip_matrix(torch.tensor(1.0), torch.tensor(0.0))[:2]
+        tensor([[-1., 0., 0.],
+                [ 0., 1., 0.]])
     """
     return scale_matrix(1.0 - 2.0 * flip_x, 1.0 - 2.0 * flip_y)
 
 
 def invert(matrix: Tensor) -> Tensor:
-    """Inverse of affine ``(..., 3, 3)`` matrices in closed form (no LAPACK call, compile-friendly)."""
+    """Inverse of affine ``(..., 3, 3)`` matrices in closed form (no LAPACK call, compile-friendly).
+
+    A singular matrix gives ``inf``/``nan`` entries (not checked: that would read the values).
+
+    Example:
+        >>> import torch
+        >>> m = translate_matrix(torch.tensor(3.0), torch.tensor(-1.0)) @ rotate_matrix(torch.tensor(0.3))
+        >>> torch.allclose(invert(m) @ m, torch.eye(3), atol=1e-6)
+        True
+    """
     a, b, c = matrix[..., 0, 0], matrix[..., 0, 1], matrix[..., 0, 2]
     d, e, f = matrix[..., 1, 0], matrix[..., 1, 1], matrix[..., 1, 2]
     det = a * e - b * d
@@ -210,7 +307,14 @@ def invert(matrix: Tensor) -> Tensor:
 
 
 def apply_to_points(matrix: Tensor, points: Tensor) -> Tensor:
-    """Apply ``(..., 3, 3)`` affine matrices to points ``(..., N, 2)`` -> ``(..., N, 2)``."""
+    """Apply ``(..., 3, 3)`` affine matrices to points ``(..., N, 2)`` -> ``(..., N, 2)``.
+
+    Example:
+        >>> import torch
+        >>> apply_to_points(translate_matrix(torch.tensor(3.0), torch.tensor(-1.0)), torch.tensor([[0.0, 0.0], [1.0, 2.0]]))
+        tensor([[ 3., -1.],
+                [ 4.,  1.]])
+    """
     linear = matrix[..., :2, :2]
     shift = matrix[..., :2, 2]
     return points @ linear.transpose(-1, -2) + shift.unsqueeze(-2)
@@ -221,6 +325,12 @@ def output_pixel_scale(theta: Tensor, in_size: Sequence[int], out_size: Sequence
 
     The length of the pixel-space Jacobian's rows: ``> 1`` means the warp shrinks along that
     axis (and aliases without a prefilter).
+
+    Example:
+        >>> import torch
+        >>> theta = boxes_to_theta(torch.tensor([0.0, 0.0, 64.0, 32.0]), (64, 64))
+        >>> output_pixel_scale(theta, (64, 64), (16, 16))  # 64 px -> 16 across, 32 px -> 16 down
+        tensor([4., 2.])
     """
     in_h, in_w = in_size
     out_h, out_w = out_size
@@ -230,4 +340,3 @@ def output_pixel_scale(theta: Tensor, in_size: Sequence[int], out_size: Sequence
     row_scale = theta.new_tensor([float(in_w), float(in_h)])
     pixel_jac = jac * col_scale * row_scale.unsqueeze(-1)
     return torch.sqrt(pixel_jac.square().sum(-1) + 1e-12)
-
