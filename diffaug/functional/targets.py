@@ -131,6 +131,7 @@ def transform_boxes(
     box_mask: Tensor | None = None,
     batch_index: Tensor | None = None,
     clip: bool = True,
+    box_format: str = "XYXY",
 ) -> tuple[Tensor, Tensor]:
     """XYXY pixel boxes through the warp ``theta``: enclosing box of the four corners, clipped.
 
@@ -144,13 +145,15 @@ def transform_boxes(
         box_mask: optional bool mask of real (non-padding) boxes, shaped like ``boxes[..., 0]``.
         batch_index: optional ``(K,)`` long tensor.
         clip: clip the boxes to the output canvas ``[0, W] x [0, H]``.
+        box_format: ``"XYXY"`` (default), ``"XYWH"`` or ``"CXCYWH"`` (torchvision's names); the
+            result comes back in the same format. Rotated formats: see :func:`transform_tv`.
 
     Returns:
         ``(boxes, valid)``: boxes of the input's shape, and a bool tensor ``boxes.shape[:-1]``,
         true where the (clipped) box keeps a positive area on the output and is a real box.
 
     Raises:
-        TypeError, ValueError: malformed boxes, theta, mask or batch index.
+        TypeError, ValueError: malformed boxes, theta, mask or batch index; an unknown ``box_format``.
 
     Example:
         >>> import torch
@@ -176,7 +179,11 @@ def transform_boxes(
         raise ValueError(f"boxes must have shape (K, 4) with batch_index, got {tuple(boxes.shape)}")
     if theta.ndim == 2 and boxes.ndim > 2:
         raise ValueError(f"boxes for a single image must have shape (N, 4) or (4,), got {tuple(boxes.shape)}")
+    if box_format not in _BOX_FORMATS:
+        raise ValueError(f"box_format must be one of {', '.join(_BOX_FORMATS)} (rotated boxes: transform_tv), got {box_format!r}")
     matrix = _matrices(theta, in_size, out_size, boxes, "boxes", batch_index)
+    if box_format != "XYXY":
+        boxes = _convert(boxes, box_format, "XYXY")
     x1, y1, x2, y2 = boxes.unbind(-1)
     corners = torch.stack([torch.stack(c, dim=-1) for c in ((x1, y1), (x2, y1), (x2, y2), (x1, y2))], dim=-2)
     if batch_index is None and theta.ndim == 3:
@@ -196,7 +203,18 @@ def transform_boxes(
                 f"box_mask must be a bool tensor of shape {tuple(boxes.shape[:-1])}, got {getattr(box_mask, 'shape', box_mask)}"
             )
         valid = valid & box_mask.to(torch.bool)
+    if box_format != "XYXY":
+        out = _convert(out, "XYXY", box_format)
     return out, valid
+
+
+_BOX_FORMATS = ("XYXY", "XYWH", "CXCYWH")
+
+
+def _convert(boxes: Tensor, old: str, new: str) -> Tensor:
+    from torchvision.transforms.v2 import functional as F
+
+    return F.convert_bounding_box_format(boxes, old_format=old, new_format=new)
 
 
 def transform_keypoints(

@@ -267,6 +267,7 @@ class Compose(nn.Sequential):
         boxes: Tensor | None = None,
         box_mask: Tensor | None = None,
         box_batch_index: Tensor | None = None,
+        box_format: str = "XYXY",
         masks: Tensor | None = None,
         mask_fill: float = 0,
         keypoints: Tensor | None = None,
@@ -278,8 +279,9 @@ class Compose(nn.Sequential):
 
         Args:
             params: from :meth:`make_params`.
-            boxes: XYXY pixel boxes ``(B, N, 4)`` (padded; ``box_mask`` ``(B, N)`` marks the
-                real ones), ``(K, 4)`` with ``box_batch_index``, or ``(N, 4)`` for one image.
+            boxes: pixel boxes ``(B, N, 4)`` (padded; ``box_mask`` ``(B, N)`` marks the real
+                ones), ``(K, 4)`` with ``box_batch_index``, or ``(N, 4)`` for one image, in
+                ``box_format`` ``"XYXY"`` (default), ``"XYWH"`` or ``"CXCYWH"``.
             masks: ``(B, H, W)``, ``(B, N, H, W)`` (or ``(H, W)``, ``(N, H, W)`` for one image);
                 integer / bool masks resampled with nearest (exact labels), float masks
                 bilinearly; ``mask_fill`` shows outside the input (e.g. an ignore index).
@@ -301,7 +303,7 @@ class Compose(nn.Sequential):
         out: dict[str, Tensor] = {}
         if boxes is not None:
             out["boxes"], out["boxes_valid"] = _targets.transform_boxes(
-                boxes, theta, src, dst, box_mask=box_mask, batch_index=box_batch_index
+                boxes, theta, src, dst, box_mask=box_mask, batch_index=box_batch_index, box_format=box_format
             )
         if masks is not None:
             out["masks"] = _targets.transform_masks(masks, theta, src, dst, fill=mask_fill)
@@ -376,6 +378,7 @@ class Compose(nn.Sequential):
         boxes: Tensor | None = None,
         box_mask: Tensor | None = None,
         box_batch_index: Tensor | None = None,
+        box_format: str = "XYXY",
         masks: Tensor | None = None,
         mask_fill: float = 0,
         keypoints: Tensor | None = None,
@@ -401,6 +404,7 @@ class Compose(nn.Sequential):
                 boxes=boxes,
                 box_mask=box_mask,
                 box_batch_index=box_batch_index,
+                box_format=box_format,
                 masks=masks,
                 mask_fill=mask_fill,
                 keypoints=keypoints,

@@ -507,7 +507,9 @@ class Resize(GeometricTransform):
     def __init__(
         self, size: int | Sequence[int], max_size: int | None = None, mode: object = "bilinear", antialias: bool = True
     ) -> None:
-        super().__init__(p=1.0, mode=mode)
+        # Border padding: the edge pixels' outer halves sample beyond the image when enlarging;
+        # repeating the edge there is what F.interpolate and torchvision's resize do.
+        super().__init__(p=1.0, mode=mode, padding_mode="border")
         if isinstance(size, int) and not isinstance(size, bool):
             size = [size]
         if not isinstance(size, Sequence) or len(size) not in (1, 2) or not all(isinstance(s, int) and s > 0 for s in size):
