@@ -23,7 +23,7 @@ import inspect
 import json
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 __all__ = ["SpecError", "TransformSpec", "allowed_transforms", "build", "parse"]
 
@@ -37,8 +37,9 @@ class SpecError(ValueError):
 def allowed_transforms() -> dict[str, type[nn.Module]]:
     """The transforms a spec may name: classes exported by :mod:`diffaug` that take images alone.
 
-    Excluded: base classes (abstract ``make_params``), ``Compose`` (a spec already composes) and
-    transforms whose ``forward`` needs more than the images (``BoxCrop`` needs boxes).
+    Excluded: base classes (abstract ``make_params``), ``Compose`` (a spec already composes),
+    transforms whose ``forward`` needs more than the images (``BoxCrop`` needs boxes) and those
+    that return something else than images (``MultiCrop``).
 
     Example:
         >>> "RandomResizedCrop" in allowed_transforms(), "BoxCrop" in allowed_transforms()
@@ -69,11 +70,14 @@ def _raises_not_implemented(function: Any) -> bool:
 
 
 def _takes_images_only(forward: Any) -> bool:
-    """``forward(self, images, ...)`` where every argument after ``images`` has a default."""
+    """``forward(self, images, ...) -> Tensor`` where every argument after ``images`` has a default."""
     try:
-        parameters = list(inspect.signature(forward).parameters.values())[1:]
+        signature = inspect.signature(forward)
     except (TypeError, ValueError):
         return False
+    if signature.return_annotation not in (inspect.Signature.empty, "Tensor", Tensor):
+        return False  # e.g. MultiCrop returns views and params, not images
+    parameters = list(signature.parameters.values())[1:]
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if not positional:
         return False

@@ -13,7 +13,18 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # Arguments that make each example finish in seconds on a CPU.
 TINY = {
     "train_step.py": ["--steps", "4", "--batch", "8", "--side", "24", "--size", "16", "--workers", "1", "--device", "cpu"],
-    "multicrop_views.py": ["--batch", "2", "--out", "{tmp}/views.png"],
+    "multicrop_views.py": [
+        "--batch",
+        "2",
+        "--global-size",
+        "32",
+        "--local-size",
+        "16",
+        "--n-local",
+        "3",
+        "--out",
+        "{tmp}/views.png",
+    ],
     "attention_crop.py": ["--tiny"],
 }
 
@@ -55,3 +66,15 @@ def test_train_step_data_are_the_two_classes_it_claims():
     # A square of half-side r covers 4 r^2, a disc pi r^2: same radius law, so squares are brighter on average.
     discs, squares = bright[data.labels == 0].mean(), bright[data.labels == 1].mean()
     assert squares > discs
+
+
+def test_multicrop_views_gives_the_views_asked_for(tmp_path):
+    multicrop_views = _load("multicrop_views.py")
+    out = tmp_path / "views.png"
+    args = ["--batch", "3", "--global-size", "24", "--local-size", "12", "--n-local", "5", "--out", str(out), "--device", "cpu"]
+    shapes = multicrop_views.main(args)
+    assert shapes == {"global": (2, 3, 3, 24, 24), "local": (5, 3, 3, 12, 12)}
+    from PIL import Image
+
+    with Image.open(out) as image:  # 2 images x (global row, local row), 5 tiles of 12 px + 2 px padding
+        assert image.size == (5 * 14 + 2, 4 * 14 + 2)

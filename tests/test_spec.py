@@ -83,6 +83,7 @@ def test_bare_name_means_defaults_and_learnable_flag_passes_through():
         "Compose([RandomResizedCrop(8)])",
         "GeometricTransform()",
         "BoxCrop(8)",
+        "MultiCrop({'global': (2, 'RandomResizedCrop(8)')})",
         "torch.nn.Linear(2, 2)",
     ],
 )

@@ -21,8 +21,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 import diffaug as da
-from diffaug.cli import main as main_cli
 from diffaug._testcard import test_card
+from diffaug.cli import main as main_cli
 
 DOCS = Path(__file__).resolve().parents[1]
 IMAGES = DOCS / "images" / "gallery"
@@ -91,12 +91,16 @@ EXTRA: dict[str, tuple[str, Callable[[], nn.Module]]] = {
 }
 
 
+# Containers, not transforms of their own: shown on the Pipelines page.
+NOT_SHOWN = {"GeometricTransform", "Compose", "MultiCrop"}
+
+
 def exported_transforms() -> dict[str, type[nn.Module]]:
     """Transform classes in ``diffaug.__all__`` (not base classes or containers)."""
     found = {}
     for name in da.__all__:
         obj = getattr(da, name)
-        if not (inspect.isclass(obj) and issubclass(obj, nn.Module)) or name in {"GeometricTransform", "Compose"}:
+        if not (inspect.isclass(obj) and issubclass(obj, nn.Module)) or name in NOT_SHOWN:
             continue
         found[name] = obj
     return found
