@@ -528,6 +528,8 @@ class Resize(GeometricTransform):
         new_short, new_long = int(self.size_arg[0]), int(self.size_arg[0] * long / short)
         if self.max_size is not None and new_long > self.max_size:
             new_short, new_long = int(self.max_size * new_short / new_long), self.max_size
+        if new_short < 1:
+            raise ValueError(f"max_size={self.max_size} leaves no pixel on the short side of a {height}x{width} image")
         return (new_long, new_short) if width <= height else (new_short, new_long)
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
