@@ -177,5 +177,6 @@ def crop(
         raise ValueError(
             f"boxes must have shape ({images.shape[0]}, 4), one per image, or (K, 4) with a batch_index; got {tuple(boxes.shape)}"
         )
-    theta = boxes_to_theta(boxes, (height, width))
+    # theta in the sampling dtype: half-precision arithmetic here would cost sub-pixel accuracy.
+    theta = boxes_to_theta(boxes.to(compute_dtype(images.dtype)), (height, width))
     return warp(images, theta, size, mode=mode, padding_mode=padding_mode, batch_index=batch_index)
