@@ -1,0 +1,121 @@
+"""Every transform of diffaug, built small, for the compile and host-sync tests.
+
+A case builds a module and says how to call it: ``call(module, images)`` runs the forward pass,
+``params(module, images, generator)`` draws params and ``replay(module, images, params)``
+applies them. BoxCrop takes boxes (drawn fresh per call: new values, same shapes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import diffaug as da
+
+SIZE = 12  # input side: small enough for compile tests on two shared cores
+OUT = 8
+
+
+def random_boxes(images: Tensor, count: int, generator: torch.Generator | None = None) -> Tensor:
+    """``(count, 4)`` boxes inside and around the images, drawn on their device."""
+    height, width = images.shape[-2:]
+    scale = torch.tensor([width, height, width, height], dtype=torch.float32, device=images.device)
+    corner = torch.rand(count, 2, generator=generator, device=images.device) * 0.7 - 0.1
+    extent = 0.2 + torch.rand(count, 2, generator=generator, device=images.device) * 0.6
+    return torch.cat([corner, corner + extent], dim=-1) * scale
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    build: Callable[[], nn.Module]
+    # Extra keyword arguments of forward / make_params (BoxCrop's boxes), drawn per call.
+    extra: Callable[[Tensor], dict[str, Any]] = lambda images: {}
+    # The case reads tensor values on the CPU by design (a range check that is free there).
+    reads_cpu_values: bool = False
+    learnable: bool = False
+
+    # Turns a forward / transform result into one tensor (MultiCrop returns views per group).
+    output: Callable[[Any], Tensor] = lambda result: result
+
+    def call(self, module: nn.Module, images: Tensor, **extra: Any) -> Tensor:
+        return self.output(module(images, **extra))
+
+    def params(self, module: nn.Module, images: Tensor, generator: torch.Generator | None = None, **extra: Any) -> Any:
+        return module.make_params(images, generator=generator, **extra)
+
+    def replay(self, module: nn.Module, images: Tensor, params: Any) -> Tensor:
+        return self.output(module.transform(images, params))
+
+
+def _box_extra(images: Tensor) -> dict[str, Any]:
+    return {"boxes": random_boxes(images, images.shape[0])}
+
+
+def _box_index_extra(images: Tensor) -> dict[str, Any]:
+    count = 2 * images.shape[0]
+    index = torch.arange(count, device=images.device) % images.shape[0]
+    return {"boxes": random_boxes(images, count), "batch_index": index.flip(0)}
+
+
+def _pipeline() -> nn.Module:
+    return da.Compose([da.RandomResizedCrop(OUT), da.RandomHorizontalFlip(), da.RandomAffine(degrees=10, translate=(0.1, 0.1))])
+
+
+def _nested_pipeline() -> nn.Module:
+    inner = da.Compose([da.RandomHorizontalFlip(p=0.5, learnable=True), da.RandomRotation(20, learnable=True)])
+    return da.Compose([da.RandomResizedCrop(OUT, learnable=True, p=0.7), inner])
+
+
+def _views(result: Any) -> Tensor:
+    views = result[0] if isinstance(result, tuple) else result
+    return torch.cat([v.flatten() for v in views.values()])
+
+
+def _multicrop() -> nn.Module:
+    return da.MultiCrop.dino(global_size=OUT, local_size=OUT // 2, n_local=2)
+
+
+def cases() -> list[Case]:
+    """One case per exported transform (several where options change the code path)."""
+    out = [
+        Case("RandomResizedCrop", lambda: da.RandomResizedCrop(OUT)),
+        Case("RandomResizedCrop-learnable", lambda: da.RandomResizedCrop(OUT, learnable=True, p=0.5), learnable=True),
+        Case("ZoomCrop", lambda: da.ZoomCrop(OUT, zoom=(0.8, 3.0))),
+        Case("ZoomCrop-learnable", lambda: da.ZoomCrop(OUT, learnable=True, allow_outside=True), learnable=True),
+        Case("BoxCrop", lambda: da.BoxCrop(OUT), extra=_box_extra),
+        Case("BoxCrop-batch_index", lambda: da.BoxCrop(OUT), extra=_box_index_extra, reads_cpu_values=True),
+        Case("RandomHorizontalFlip", lambda: da.RandomHorizontalFlip()),
+        Case("RandomVerticalFlip-learnable", lambda: da.RandomVerticalFlip(p=0.5, learnable=True), learnable=True),
+        Case("RandomAffine", lambda: da.RandomAffine(degrees=15, translate=(0.1, 0.2), scale=(0.8, 1.2), shear=(-5, 5, -3, 3))),
+        Case("RandomAffine-learnable", lambda: da.RandomAffine(15, scale=(0.8, 1.2), learnable=True, p=0.8), learnable=True),
+        Case("RandomRotation", lambda: da.RandomRotation(30, padding_mode="reflection")),
+        Case("CenterCrop", lambda: da.CenterCrop(OUT)),
+        Case("RandomCrop", lambda: da.RandomCrop(OUT, padding=2, padding_mode="edge")),
+        Case("Resize", lambda: da.Resize((OUT, OUT + 2))),
+        Case("Compose", _pipeline),
+        Case("Compose-nested-learnable", _nested_pipeline, learnable=True),
+        # Its views gather images with a batch_index, whose range is checked on CPU tensors.
+        Case("MultiCrop", _multicrop, output=_views, reads_cpu_values=True),
+    ]
+    return out
+
+
+# The modules a case list must cover: every nn.Module class diffaug exports at top level
+# that draws params (has make_params), so a new transform cannot be left out silently.
+def exported_transforms() -> set[str]:
+    names = set()
+    for name in da.__all__:
+        obj = getattr(da, name)
+        is_module = isinstance(obj, type) and issubclass(obj, nn.Module)
+        if is_module and hasattr(obj, "make_params") and obj is not da.GeometricTransform:
+            names.add(name)
+    return names
+
+
+def covered() -> set[str]:
+    return {case.name.split("-")[0] for case in cases()}
