@@ -72,3 +72,60 @@ def test_images_referenced_by_pages_exist():
     for page in DOCS.rglob("*.md"):
         for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)", page.read_text()):
             assert (page.parent / target).is_file(), f"{page.name} shows {target}, which does not exist"
+
+
+# The layering stated on the architecture page, checked on the imports of every module.
+PACKAGE = Path(diffaug.__file__).resolve().parent
+
+
+def _imports(path):
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {n for n in names if n == "diffaug" or n.startswith("diffaug.")}
+
+
+def _modules(folder):
+    return sorted((PACKAGE / folder).glob("*.py")) if folder else [PACKAGE / "distributions.py"]
+
+
+@pytest.mark.parametrize("path", _modules("functional"), ids=lambda p: p.name)
+def test_functional_uses_only_functional(path):
+    outside = {n for n in _imports(path) if not n.startswith("diffaug.functional")}
+    assert not outside, f"functional/{path.name} imports {outside}"
+
+
+def test_distributions_use_nothing_of_diffaug():
+    assert not _imports(PACKAGE / "distributions.py")
+
+
+@pytest.mark.parametrize("path", _modules("transforms"), ids=lambda p: p.name)
+def test_transforms_use_only_the_core(path):
+    allowed = ("diffaug.functional", "diffaug.distributions", "diffaug.transforms")
+    outside = {n for n in _imports(path) if n not in ("diffaug",) and not n.startswith(allowed)}
+    assert not outside, f"transforms/{path.name} imports {outside}"
+    source = path.read_text()
+    assert "grid_sample(" not in source and "affine_grid(" not in source, "transforms resample through functional.warp"
+
+
+def test_compose_knows_only_the_protocol():
+    imported = _imports(PACKAGE / "transforms" / "compose.py")
+    assert not {n for n in imported if n.startswith(("diffaug.transforms.crop", "diffaug.transforms.geometric"))}
+
+
+def test_nothing_in_the_core_imports_the_tools_on_top():
+    tools = ("diffaug.cli", "diffaug.spec", "diffaug.search", "diffaug.bench")
+    for path in [*_modules("functional"), *_modules("transforms"), PACKAGE / "distributions.py", PACKAGE / "__init__.py"]:
+        assert not {n for n in _imports(path) if n.startswith(tools)}, path
+
+
+def test_no_align_corners_true_in_the_package():
+    for path in PACKAGE.rglob("*.py"):
+        code = re.sub(r'"""(.*?)"""', "", path.read_text(), flags=re.S)
+        assert "align_corners=True" not in code, path
