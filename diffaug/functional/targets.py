@@ -373,7 +373,13 @@ def transform_tv(
             corners = F.convert_bounding_box_format(
                 plain.to(dtype), old_format=fmt, new_format=tv_tensors.BoundingBoxFormat.XYXYXYXY
             )
-            moved = transform_points(corners.unflatten(-1, (4, 2)), theta, in_size, out_size, batch_index).flatten(-2)
+            moved = transform_points(corners.unflatten(-1, (4, 2)), theta, in_size, out_size, batch_index)
+            # A mirroring warp reverses the corners' winding; swap them pairwise (1<->2, 3<->4) so the
+            # first edge and the winding mean what torchvision's rotated formats expect.
+            rows = theta if batch_index is None else theta[batch_index]
+            mirrored = rows[..., 0, 0] * rows[..., 1, 1] - rows[..., 0, 1] * rows[..., 1, 0] < 0
+            mirrored = mirrored.view(-1, 1, 1) if mirrored.ndim else mirrored
+            moved = torch.where(mirrored, moved[..., [1, 0, 3, 2], :], moved).flatten(-2)
             back = F.convert_bounding_box_format(moved, old_format=tv_tensors.BoundingBoxFormat.XYXYXYXY, new_format=fmt)
             wrapped = tv_tensors.wrap(back.to(plain.dtype), like=target, canvas_size=out_size)
             return F.clamp_bounding_boxes(wrapped) if target.clamping_mode is not None else wrapped

@@ -1,0 +1,265 @@
+"""Targets follow the images: boxes, keypoints and masks through the same params; torchvision interop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision.transforms.v2.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torchvision import tv_tensors
+
+import diffaug as da
+from diffaug.functional import targets as T
+
+SIZE = 48
+
+
+def pipeline(zoom_in: bool = False) -> da.Compose:
+    scale = (1.0, 1.3) if zoom_in else (0.8, 1.2)
+    return da.Compose(
+        [
+            da.RandomAffine(degrees=30, translate=(0.1, 0.1), scale=scale, shear=5),
+            da.RandomHorizontalFlip(),
+            da.RandomResizedCrop(40, scale=(0.6, 1.0)),
+        ]
+    )
+
+
+def render_boxes(boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, N, 4) integer boxes -> (B, N, H, W) bool masks of the pixels whose centre is inside."""
+    centres = torch.arange(size) + 0.5
+    inside_x = (centres >= boxes[..., 0:1]) & (centres < boxes[..., 2:3])
+    inside_y = (centres >= boxes[..., 1:2]) & (centres < boxes[..., 3:4])
+    return inside_y[..., :, None] & inside_x[..., None, :]
+
+
+def mask_extent(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., H, W) bool -> XYXY pixel extent (exclusive ends) and non-emptiness."""
+    height, width = masks.shape[-2:]
+    cols, rows = masks.any(-2), masks.any(-1)
+    ix, iy = torch.arange(width), torch.arange(height)
+    x1 = torch.where(cols, ix, width).amin(-1)
+    x2 = torch.where(cols, ix + 1, 0).amax(-1)
+    y1 = torch.where(rows, iy, height).amin(-1)
+    y2 = torch.where(rows, iy + 1, 0).amax(-1)
+    return torch.stack([x1, y1, x2, y2], -1).float(), cols.any(-1)
+
+
+def random_boxes(generator: torch.Generator) -> torch.Tensor:
+    corners = torch.randint(0, SIZE, (4, 3, 2, 2), generator=generator).float()
+    return torch.cat([corners.amin(2), corners.amax(2) + 4], -1)  # (4, 3, 4), integer, at least 4 pixels
+
+
+@settings(max_examples=25)
+@given(seed=st.integers(0, 2**31))
+def test_boxes_agree_with_their_rendered_masks(seed):
+    """Rotated and sheared: the mask lies inside its box, and an unclipped box is tight around it."""
+    generator = torch.Generator().manual_seed(seed)
+    boxes = random_boxes(generator)
+    pipe = pipeline()
+    params = pipe.make_params(torch.rand(4, 3, SIZE, SIZE), generator=generator)
+    out = pipe.transform_targets(params, boxes=boxes, masks=render_boxes(boxes, SIZE))
+    extent, nonempty = mask_extent(out["masks"])
+    both = out["boxes_valid"] & nonempty
+    assert both.any()
+    box = out["boxes"]
+    assert (extent[..., :2] >= box[..., :2] - 1)[both].all() and (extent[..., 2:] <= box[..., 2:] + 1)[both].all()
+    # Where clipping did not cut the box, the mask (sampled at pixel centres) reaches its box to
+    # within the sampling grid: a rotated corner's tip can fall between input pixel centres (up to
+    # about 1.5 input pixels, 2.5 output pixels at this pipeline's zooms) plus half a pixel of nearest.
+    unclipped, _ = T.transform_boxes(boxes, params.theta, params.in_size, params.size, clip=False)
+    whole = both & ((unclipped >= 0) & (unclipped <= 40)).all(-1)
+    assert ((box - extent)[whole].abs() <= 3.0).all()
+    assert out["boxes_valid"][nonempty].all()
+
+
+@settings(max_examples=25)
+@given(seed=st.integers(0, 2**31))
+def test_axis_aligned_boxes_agree_with_masks_within_a_pixel(seed):
+    generator = torch.Generator().manual_seed(seed)
+    boxes = random_boxes(generator)
+    pipe = da.Compose([da.RandomHorizontalFlip(), da.RandomVerticalFlip(), da.RandomResizedCrop(40, scale=(0.5, 1.0))])
+    out = pipe(torch.rand(4, 3, SIZE, SIZE), boxes=boxes, masks=render_boxes(boxes, SIZE), generator=generator)
+    extent, nonempty = mask_extent(out["masks"])
+    both = out["boxes_valid"] & nonempty
+    assert both.any()
+    assert ((out["boxes"] - extent)[both].abs() <= 1.0).all()
+    # A box at least a pixel wide and high covers a pixel centre, so its mask is not empty.
+    wide = (out["boxes"][..., 2:] - out["boxes"][..., :2] >= 1).all(-1)
+    assert nonempty[wide].all() and out["boxes_valid"][nonempty].all()
+
+
+@settings(max_examples=25)
+@given(seed=st.integers(0, 2**31))
+def test_keypoints_agree_with_their_rendered_pixels(seed):
+    generator = torch.Generator().manual_seed(seed)
+    cells = torch.randperm(SIZE * SIZE, generator=generator)[:6].view(1, 6).expand(2, 6)
+    rows, cols = cells // SIZE, cells % SIZE
+    keypoints = torch.stack([cols + 0.5, rows + 0.5], -1).float()  # pixel centres, (2, 6, 2)
+    labels = torch.zeros(2, SIZE * SIZE, dtype=torch.long)
+    labels.scatter_(1, cells, torch.arange(1, 7).expand(2, 6))
+    labels = labels.view(2, SIZE, SIZE)
+    out = pipeline(zoom_in=True)(torch.rand(2, 1, SIZE, SIZE), masks=labels, keypoints=keypoints, generator=generator)
+    found = out["masks"].unsqueeze(1) == torch.arange(1, 7).view(1, 6, 1, 1)  # (2, 6, h, w)
+    ys, xs = torch.meshgrid(torch.arange(40) + 0.5, torch.arange(40) + 0.5, indexing="ij")
+    count = found.sum((-2, -1))
+    centroid = torch.stack([(found * xs).sum((-2, -1)), (found * ys).sum((-2, -1))], -1) / count.clamp_min(1).unsqueeze(-1)
+    seen = count > 0
+    assert seen.any()
+    assert (centroid - out["keypoints"])[seen].abs().max() < 1.0
+    # Seen but not visible only at the border (nearest sampling reaches half a pixel out).
+    inner = seen & ((out["keypoints"] >= 1) & (out["keypoints"] <= 39)).all(-1)
+    assert out["keypoints_visible"][inner].all()
+
+
+def test_validity_mask_and_batch_index_forms_agree():
+    pipe = da.Compose([da.RandomAffine(0, translate=(0.4, 0.4)), da.CenterCrop(20)])
+    images = torch.rand(3, 1, 32, 32)
+    params = pipe.make_params(images, generator=torch.Generator().manual_seed(0))
+    padded = torch.tensor([[[0.0, 0.0, 4.0, 4.0], [10.0, 10.0, 20.0, 20.0]]]).expand(3, 2, 4).clone()
+    box_mask = torch.tensor([[True, True], [True, False], [False, True]])
+    res = pipe.transform_targets(params, boxes=padded, box_mask=box_mask)
+    assert not res["boxes_valid"][1, 1] and not res["boxes_valid"][2, 0]
+    flat = padded[box_mask]
+    index = torch.tensor([0, 0, 1, 2])
+    res_flat = pipe.transform_targets(params, boxes=flat, box_batch_index=index)
+    assert torch.allclose(res_flat["boxes"], res["boxes"][box_mask])
+    assert torch.equal(res_flat["boxes_valid"], res["boxes_valid"][box_mask])
+    # A box entirely outside the output is invalid and collapses onto the border.
+    far = torch.tensor([[[100.0, 100.0, 120.0, 120.0]]]).expand(3, 1, 4)
+    res_far = pipe.transform_targets(params, boxes=far)
+    assert not res_far["boxes_valid"].any()
+    assert ((res_far["boxes"] >= 0) & (res_far["boxes"] <= 20)).all()
+
+
+def test_mask_dtypes_and_fill():
+    pipe = da.Compose([da.RandomRotation((30, 30))])
+    labels = torch.randint(0, 5, (2, 16, 16))
+    out = pipe(torch.rand(2, 1, 16, 16), masks=labels, mask_fill=255)["masks"]
+    assert out.dtype == torch.long
+    assert set(out.unique().tolist()) <= {0, 1, 2, 3, 4, 255}
+    assert (out == 255).any()  # the rotated corners show the fill
+    boolean = labels > 2
+    assert pipe(torch.rand(2, 1, 16, 16), masks=boolean)["masks"].dtype == torch.bool
+    soft = torch.rand(2, 3, 16, 16)
+    out_soft = pipe(torch.rand(2, 1, 16, 16), masks=soft)["masks"]
+    assert out_soft.dtype == torch.float32 and out_soft.shape == soft.shape
+    inner = out_soft[..., 4:12, 4:12]
+    assert ((inner > 0) & (inner < 1)).all()  # bilinear: values between, not labels
+    uint8 = (labels * 40).to(torch.uint8)
+    assert set(pipe(torch.rand(2, 1, 16, 16), masks=uint8)["masks"].unique().tolist()) <= {0, 40, 80, 120, 160}
+
+
+@pytest.mark.parametrize("fmt", ["XYWH", "CXCYWH"])
+def test_box_formats_match_xyxy(fmt):
+    pipe = da.Compose([da.RandomAffine(20, scale=(0.8, 1.2)), da.RandomHorizontalFlip()])
+    params = pipe.make_params(torch.rand(2, 1, 32, 32), generator=torch.Generator().manual_seed(1))
+    boxes = torch.tensor([[[2.0, 3.0, 20.0, 15.0]], [[5.0, 5.0, 9.0, 30.0]]])
+    xyxy = pipe.transform_targets(params, boxes=boxes)["boxes"]
+    given = F.convert_bounding_box_format(boxes, old_format="XYXY", new_format=fmt)
+    out = pipe.transform_targets(params, boxes=given, box_format=fmt)["boxes"]
+    assert torch.allclose(F.convert_bounding_box_format(out, old_format=fmt, new_format="XYXY"), xyxy, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["XYXY", "XYWH", "CXCYWH", "XYWHR", "CXCYWHR", "XYXYXYXY"])
+def test_tv_boxes_flip_like_torchvision(fmt):
+    canvas = (20, 30)
+    data = {
+        "XYXY": [[2.0, 3.0, 12.0, 9.0]],
+        "XYWH": [[2.0, 3.0, 10.0, 6.0]],
+        "CXCYWH": [[7.0, 6.0, 10.0, 6.0]],
+        "XYWHR": [[6.0, 8.0, 8.0, 4.0, 30.0]],
+        "CXCYWHR": [[12.0, 10.0, 8.0, 4.0, -20.0]],
+        "XYXYXYXY": [[6.0, 8.0, 12.0, 5.0, 14.0, 9.0, 8.0, 12.0]],
+    }[fmt]
+    boxes = tv_tensors.BoundingBoxes(data, format=fmt, canvas_size=canvas, clamping_mode=None)
+    image = tv_tensors.Image(torch.rand(3, *canvas))
+    out_image, out_boxes = da.Compose([da.RandomHorizontalFlip(p=1.0)])(image, boxes)
+    assert isinstance(out_image, tv_tensors.Image) and isinstance(out_boxes, tv_tensors.BoundingBoxes)
+    assert out_boxes.format == boxes.format and out_boxes.canvas_size == canvas
+    expected = F.horizontal_flip(boxes)
+    assert same_polygons(out_boxes, expected)
+
+
+def same_polygons(a: tv_tensors.BoundingBoxes, b: tv_tensors.BoundingBoxes, atol: float = 1e-3) -> bool:
+    """The same box shapes, whatever corner a rotated format starts from."""
+    if not tv_tensors.is_rotated_bounding_format(a.format):
+        return torch.allclose(a.as_subclass(torch.Tensor), b.as_subclass(torch.Tensor), atol=atol)
+    pa = F.convert_bounding_box_format(a, new_format="XYXYXYXY").as_subclass(torch.Tensor).view(-1, 4, 2)
+    pb = F.convert_bounding_box_format(b, new_format="XYXYXYXY").as_subclass(torch.Tensor).view(-1, 4, 2)
+    distance = torch.cdist(pa, pb)
+    return bool((distance.amin(-1) < atol).all() and (distance.amin(-2) < atol).all())
+
+
+def test_tv_rotated_boxes_follow_torchvision_affine():
+    canvas = (24, 32)
+    boxes = tv_tensors.BoundingBoxes(
+        [[6.0, 8.0, 12.0, 5.0, 14.0, 9.0, 8.0, 12.0]], format="XYXYXYXY", canvas_size=canvas, clamping_mode=None
+    )
+    # No shear: torchvision turns a sheared rotated box back into a rectangle, diffaug keeps the parallelogram.
+    angle, translate, scale, shear = 25.0, [1.5, -2.0], 1.1, [0.0, 0.0]
+    expected = F.affine(boxes, angle=angle, translate=translate, scale=scale, shear=shear)
+    theta = da.transforms.geometric.affine_matrix(
+        torch.tensor([angle]),
+        torch.tensor([translate]),
+        torch.tensor([scale]),
+        torch.tensor([shear]),
+        torch.tensor([[16.0, 12.0]]),
+        canvas,
+    )[0, :2]
+    out = T.transform_tv(boxes, theta, canvas, canvas)
+    assert same_polygons(out, expected)
+
+
+def test_tv_keypoints_masks_and_resized_canvas():
+    canvas = (20, 30)
+    image = tv_tensors.Image(torch.rand(3, *canvas))
+    points = tv_tensors.KeyPoints([[3.0, 4.0], [10.0, 12.0]], canvas_size=canvas)
+    mask = tv_tensors.Mask(torch.randint(0, 3, canvas))
+    out = da.Compose([da.RandomHorizontalFlip(p=1.0)])(image, points, mask)
+    assert torch.allclose(out[1].as_subclass(torch.Tensor), F.horizontal_flip(points).as_subclass(torch.Tensor))
+    assert torch.equal(out[2].as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).flip(-1))
+    resized = da.Compose([da.Resize((10, 15))])(image, points, mask)
+    assert resized[0].shape[-2:] == (10, 15)
+    assert resized[1].canvas_size == (10, 15) and isinstance(resized[2], tv_tensors.Mask) and resized[2].shape == (10, 15)
+
+
+def test_tv_batch_takes_a_list_per_image():
+    canvas = (16, 16)
+    images = torch.rand(2, 3, *canvas)
+    per_image = [
+        tv_tensors.BoundingBoxes([[1.0, 1.0, 5.0, 5.0], [2.0, 2.0, 9.0, 6.0]], format="XYWH", canvas_size=canvas),
+        tv_tensors.BoundingBoxes([[3.0, 3.0, 4.0, 4.0]], format="XYWH", canvas_size=canvas),
+    ]
+    pipe = da.Compose([da.RandomHorizontalFlip(p=1.0), da.Resize(8)])
+    out_images, out_boxes = pipe(images, per_image)
+    assert out_images.shape == (2, 3, 8, 8)
+    assert [len(b) for b in out_boxes] == [2, 1] and all(b.canvas_size == (8, 8) for b in out_boxes)
+    expected = F.resize(F.horizontal_flip(per_image[0]), [8])
+    assert torch.allclose(out_boxes[0].as_subclass(torch.Tensor), expected.as_subclass(torch.Tensor), atol=1e-4)
+    with pytest.raises(TypeError, match="list"):
+        pipe(images, per_image[0])
+
+
+def test_bad_targets_raise():
+    pipe = da.Compose([da.RandomHorizontalFlip()])
+    images = torch.rand(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="masks"):
+        pipe(images, masks=torch.zeros(2, 9, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match="box_format"):
+        pipe(images, boxes=torch.zeros(2, 1, 4), box_format="YXYX")
+    with pytest.raises(ValueError, match="boxes"):
+        pipe(images, boxes=torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="boxes"):
+        pipe(images, boxes=torch.zeros(2, 1, 5))
+    with pytest.raises(TypeError, match="floating"):
+        pipe(images, boxes=torch.zeros(2, 1, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="visible"):
+        pipe(images, keypoints=torch.zeros(2, 3, 2), visible=torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        pipe(images, polygons=torch.zeros(2, 3, 2))
+    with pytest.raises(TypeError, match="BoundingBoxes"):
+        pipe(images[0], torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="not both"):
+        pipe(images[0], tv_tensors.Mask(torch.zeros(8, 8)), boxes=torch.zeros(1, 4))
