@@ -38,6 +38,15 @@ class Params:
         applied: ``(B,)`` float in ``[0, 1]``: 1 where the transform was applied (0 gets the
             identity parameters; fractional only for a relaxed, learnable probability).
         batch_index: ``(K,)`` long, which image each row samples (``BoxCrop``), else ``None``.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> params = da.RandomHorizontalFlip(p=1.0).make_params(torch.rand(2, 3, 8, 8))
+        >>> params.theta[0]  # u -> -u: a left-right flip
+        tensor([[-1., 0., 0.],
+                [ 0., 1., 0.]])
+        >>> params.size, params.in_size, params.applied
+        ((8, 8), (8, 8), tensor([1., 1.]))
     """
 
     theta: Tensor

@@ -26,7 +26,15 @@ _TRIES = 10
 
 @dataclasses.dataclass
 class CropParams(Params):
-    """:class:`Params` plus ``boxes`` ``(B, 4)``: the XYXY pixel box each output shows."""
+    """:class:`Params` plus ``boxes`` ``(B, 4)``: the XYXY pixel box each output shows.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> boxes = torch.tensor([[0.0, 0.0, 16.0, 16.0], [8.0, 4.0, 32.0, 20.0]])
+        >>> params = da.BoxCrop(8).make_params(torch.rand(2, 3, 32, 32), boxes)
+        >>> torch.equal(params.boxes, boxes), params.theta.shape
+        (True, torch.Size([2, 2, 3]))
+    """
 
     boxes: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0, 4))
 
