@@ -227,6 +227,8 @@ class Compose(nn.Sequential):
             raise TypeError(f"params must be the ComposeParams of this pipeline's make_params, got {type(params).__name__}")
         if len(params.steps) != len(self):
             raise ValueError(f"params hold {len(params.steps)} steps but the pipeline has {len(self)}")
+        if type(images) is not Tensor:
+            return _wrap_like(self.transform(_plain(images), params), images)  # tv_tensors.Image in, Image out
         if images.ndim == 3:
             return self.transform(images.unsqueeze(0), params).squeeze(0)
         pending = params.batch_index  # gathers the images once, at the first warp (or before a non-geometric step)
