@@ -35,7 +35,7 @@ def main() -> Path:
     image = torch.arange(H * W, dtype=torch.float64).reshape(1, H, W)
     cropped = daf.crop(image, BOX, OUT_SIZE)
 
-    fig, (ax, ax_out) = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax, ax_out) = plt.subplots(1, 2, figsize=(11, 4.3), gridspec_kw={"width_ratios": [1.6, 1]})
     ax.imshow(image[0], cmap="Greys", extent=(0, W, H, 0), vmin=-8, vmax=H * W + 8, interpolation="nearest")
     for x in range(W + 1):
         ax.axvline(x, color="0.35", lw=0.8)
@@ -68,7 +68,7 @@ def main() -> Path:
     right = ax.secondary_yaxis("right", functions=(lambda y: 2 * y / H - 1, lambda v: (v + 1) * H / 2))
     right.set_yticks([-1, 0, 1])
     right.set_ylabel("v = 2y / H - 1")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.42), ncol=3, fontsize=8, frameon=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.36), ncol=3, fontsize=8, frameon=False)
     t = theta.tolist()
     ax.set_title(
         f"input {H}x{W}, theta = [[{t[0][0]:.3g}, 0, {t[0][2]:.3g}], [0, {t[1][1]:.3g}, {t[1][2]:.3g}]]",
