@@ -212,7 +212,8 @@ class RandomAffine(GeometricTransform):
         center: pixel ``(x, y)`` of the centre of rotation; default the image centre.
         p: probability of transforming a sample (the others get the identity parameters).
         learnable: make every range above (and ``p`` when ``p < 1``) trainable.
-        mode, padding_mode: see :func:`diffaug.functional.warp`.
+        mode, padding_mode, antialias: see :func:`diffaug.functional.warp` (``antialias`` filters
+            samples the warp shrinks, e.g. at ``scale < 1``).
 
     Raises:
         ValueError, TypeError: for malformed ranges (wrong length, unordered, negative scale,
@@ -241,8 +242,16 @@ class RandomAffine(GeometricTransform):
         mode: object = "bilinear",
         padding_mode: str = "zeros",
         temperature: float = 0.1,
+        antialias: bool = False,
     ) -> None:
-        super().__init__(p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(
+            p=p,
+            mode=mode,
+            padding_mode=padding_mode,
+            learnable_p=learnable and p < 1.0,
+            temperature=temperature,
+            antialias=antialias,
+        )
         self.degrees = Range(_symmetric(degrees, "degrees"), domain=(-math.inf, math.inf), learnable=learnable)
         self.translate_x: Range | None = None
         self.translate_y: Range | None = None
@@ -317,7 +326,7 @@ class RandomRotation(GeometricTransform):
         center: pixel ``(x, y)`` centre of rotation; default the image centre.
         p: probability of rotating a sample; the others get angle 0.
         learnable: make the angle range (and ``p`` when ``p < 1``) trainable.
-        mode, padding_mode: see :func:`diffaug.functional.warp`.
+        mode, padding_mode, antialias: see :func:`diffaug.functional.warp`.
 
     Example:
         >>> import torch, diffaug as da
@@ -337,8 +346,16 @@ class RandomRotation(GeometricTransform):
         mode: object = "bilinear",
         padding_mode: str = "zeros",
         temperature: float = 0.1,
+        antialias: bool = False,
     ) -> None:
-        super().__init__(p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(
+            p=p,
+            mode=mode,
+            padding_mode=padding_mode,
+            learnable_p=learnable and p < 1.0,
+            temperature=temperature,
+            antialias=antialias,
+        )
         _no_expand(expand)
         self.degrees = Range(_symmetric(degrees, "degrees"), domain=(-math.inf, math.inf), learnable=learnable)
         self.center = _check_center(center)
@@ -378,7 +395,7 @@ class CenterCrop(GeometricTransform):
     """
 
     def __init__(self, size: int | Sequence[int], mode: object = "bilinear", padding_mode: str = "zeros") -> None:
-        super().__init__(p=1.0, mode=mode, padding_mode=padding_mode)
+        super().__init__(p=1.0, mode=mode, padding_mode=padding_mode)  # never shrinks: nothing to antialias
         self.size = output_size(size)
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> CropParams:
@@ -441,7 +458,7 @@ class RandomCrop(GeometricTransform):
             )
         if fill != 0:
             raise ValueError(f"fill must be 0 (the padding shows zeros); got {fill!r}; use padding_mode='edge' or 'symmetric'")
-        super().__init__(p=1.0, mode=mode, padding_mode=_TV_PADDING.get(padding_mode, padding_mode))
+        super().__init__(p=1.0, mode=mode, padding_mode=_TV_PADDING.get(padding_mode, padding_mode))  # never shrinks
         self.size = output_size(size)
         self.padding = self._parse_padding(padding)
         self.pad_if_needed = bool(pad_if_needed)
@@ -496,7 +513,8 @@ class Resize(GeometricTransform):
             keeps the aspect ratio (``int(s * long / short)``, torchvision's rounding).
         max_size: with an int ``size``, the longer edge is capped at ``max_size``.
         mode: interpolation, ``"bilinear"`` by default.
-        antialias: low-pass filter when shrinking (passed to the warp when it supports it).
+        antialias: low-pass filter when shrinking (torchvision's default ``True``); see
+            :func:`diffaug.functional.warp`.
 
     Example:
         >>> import torch, diffaug as da
@@ -509,7 +527,7 @@ class Resize(GeometricTransform):
     ) -> None:
         # Border padding: the edge pixels' outer halves sample beyond the image when enlarging;
         # repeating the edge there is what F.interpolate and torchvision's resize do.
-        super().__init__(p=1.0, mode=mode, padding_mode="border")
+        super().__init__(p=1.0, mode=mode, padding_mode="border", antialias=antialias)
         if isinstance(size, int) and not isinstance(size, bool):
             size = [size]
         if not isinstance(size, Sequence) or len(size) not in (1, 2) or not all(isinstance(s, int) and s > 0 for s in size):
@@ -518,7 +536,6 @@ class Resize(GeometricTransform):
             raise ValueError(f"max_size needs an int size smaller than it, got size={size!r}, max_size={max_size!r}")
         self.size_arg = tuple(size)
         self.max_size = max_size
-        self.antialias = bool(antialias)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """The output ``(h, w)`` for an input of ``(height, width)``."""

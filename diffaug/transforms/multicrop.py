@@ -83,9 +83,11 @@ class MultiCrop(nn.Module):
         local_scale: tuple[float, float] = (0.05, 0.4),
         flip_p: float = 0.5,
         learnable: bool = False,
+        antialias: bool = True,
     ) -> MultiCrop:
         """DINO's geometric views: ``n_global`` large and ``n_local`` small random resized crops, each flipped with ``flip_p``.
 
+        ``antialias`` low-pass filters crops that shrink (torchvision's default for its crops).
         Colour augmentations are not geometric: add them to the group pipelines (they run on
         each group's output after its single warp).
         """
@@ -94,13 +96,19 @@ class MultiCrop(nn.Module):
                 "global": (
                     n_global,
                     Compose(
-                        [RandomResizedCrop(global_size, scale=global_scale, learnable=learnable), RandomHorizontalFlip(flip_p)]
+                        [
+                            RandomResizedCrop(global_size, scale=global_scale, learnable=learnable, antialias=antialias),
+                            RandomHorizontalFlip(flip_p),
+                        ]
                     ),
                 ),
                 "local": (
                     n_local,
                     Compose(
-                        [RandomResizedCrop(local_size, scale=local_scale, learnable=learnable), RandomHorizontalFlip(flip_p)]
+                        [
+                            RandomResizedCrop(local_size, scale=local_scale, learnable=learnable, antialias=antialias),
+                            RandomHorizontalFlip(flip_p),
+                        ]
                     ),
                 ),
             }
