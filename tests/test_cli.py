@@ -97,3 +97,11 @@ def test_missing_image_and_bad_n_are_reported(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["preview", "--n", "0"])
     assert stop.value.code == 2
+
+
+def test_readme_command_writes_the_default_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["preview"]) == 0  # `diffaug preview`, as the README runs it
+    grid = _png(tmp_path / "diffaug-preview.png")
+    assert grid.shape == (_grid_side(3, 128), _grid_side(8, 128), 3)
+    assert "diffaug-preview.png" in capsys.readouterr().out
