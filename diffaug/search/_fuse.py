@@ -1,0 +1,80 @@
+"""Chain geometric transforms into one matrix per sample and resample once.
+
+Each transform's ``make_params`` is drawn for the canvas it would see (the crop's output size
+after a crop), its ``theta`` promoted to 3x3 and multiplied in the order the transforms apply
+(``M = M_first @ ... @ M_last``, the convention of :mod:`diffaug.functional.geometry`), and the
+images are warped once: no blur from repeated bilinear resampling, one kernel call.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from diffaug import functional as daf
+from diffaug.transforms.base import GeometricTransform
+
+__all__ = ["fused_matrix", "check_gradient_path"]
+
+
+def _canvas(images: Tensor, height: int, width: int) -> Tensor:
+    """A zero-memory stand-in of shape ``(B, C, height, width)``: ``make_params`` reads only the shape."""
+    return images.new_zeros(()).expand(images.shape[0], images.shape[1], height, width)
+
+
+def fused_matrix(
+    transforms: Sequence[GeometricTransform], images: Tensor, generator: torch.Generator | None = None
+) -> tuple[Tensor, tuple[int, int]]:
+    """Draw each transform's parameters and compose them into ``(B, 3, 3)`` (output -> input, normalised).
+
+    Args:
+        transforms: applied left to right.
+        images: ``(B, C, H, W)``; only the shape, dtype and device are read.
+        generator: optional random generator shared by all draws.
+
+    Returns:
+        ``(matrix, size)``: the composed matrix and the output ``(h, w)`` of the last transform.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> images = torch.rand(2, 1, 8, 8)
+        >>> m, size = fused_matrix([da.RandomResizedCrop(4), da.RandomRotation(10)], images)
+        >>> m.shape, size
+        (torch.Size([2, 3, 3]), (4, 4))
+    """
+    batch, _, height, width = images.shape
+    dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
+    matrix = daf.identity(batch, images.device, dtype)
+    size = (height, width)
+    for transform in transforms:
+        params = transform.make_params(_canvas(images, *size), generator=generator)
+        matrix = matrix @ daf.to_square(params.theta)
+        size = tuple(params.size)  # type: ignore[assignment]
+    return matrix, size
+
+
+def check_gradient_path(module: nn.Module) -> None:
+    """Refuse a learnable transform that samples with ``mode="nearest"``: its warp parameters get no gradient.
+
+    ``grid_sample``'s nearest mode is piecewise constant in the sampling grid, so the gradient
+    with respect to every warp parameter is exactly zero; only a learnable probability would
+    still learn (through the relaxed draw). A silent zero gradient looks like a converged search,
+    so this raises instead.
+
+    Raises:
+        ValueError: naming the transform.
+    """
+    for name, sub in module.named_modules():
+        if not isinstance(sub, GeometricTransform) or getattr(sub, "mode", "bilinear") != "nearest":
+            continue
+        learnable = [n for n, p in sub.named_parameters() if p.requires_grad and n != "p_logit"]
+        if learnable:
+            raise ValueError(
+                f"{type(sub).__name__} at {name or 'top level'!r} has learnable {', '.join(learnable)} but mode='nearest': "
+                "nearest sampling gives a zero gradient with respect to the warp; use mode='bilinear'"
+            )
+        if sub.p_logit is not None:
+            warnings.warn(f"{type(sub).__name__} uses mode='nearest': only its probability can learn", stacklevel=2)
