@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Range", "uniform", "relaxed_bernoulli"]
+__all__ = ["Range", "uniform", "relaxed_bernoulli", "relaxed_one_hot"]
 
 _EDGE = 1e-3
 
@@ -134,3 +134,43 @@ def relaxed_bernoulli(probability: Tensor, noise: Tensor, temperature: float, ha
         return soft
     hard_value = (u > 1 - p).to(soft.dtype)
     return hard_value + soft - soft.detach()
+
+
+def relaxed_one_hot(logits: Tensor, noise: Tensor, temperature: float, hard: bool) -> Tensor:
+    """A Gumbel-softmax draw ``(..., K)`` over ``K`` choices, differentiable in ``logits``.
+
+    ``softmax((logits + g) / temperature)`` with Gumbel noise ``g = -log(-log u)`` from the
+    uniform ``noise`` (same shape as the result): one draw per row, no loop. With ``hard=True`` the
+    forward value is the one-hot argmax (an exact categorical draw with probabilities
+    ``softmax(logits)``) and the gradient is the relaxed one's (straight-through).
+
+    Raises:
+        ValueError: ``temperature <= 0``.
+
+    Example:
+        >>> import torch
+        >>> logits = torch.zeros(3, requires_grad=True)
+        >>> draw = relaxed_one_hot(logits, torch.rand(5, 3), temperature=0.5, hard=True)
+        >>> draw.sum(-1).tolist(), bool(((draw == 0) | (draw == 1)).all())
+        ([1.0, 1.0, 1.0, 1.0, 1.0], True)
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    u = noise.clamp(1e-6, 1 - 1e-6)
+    soft = torch.softmax((logits - torch.log(-torch.log(u))) / temperature, dim=-1)
+    if not hard:
+        return soft
+    hard_value = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+    return _StraightThrough.apply(soft, hard_value)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward ``hard`` exactly (``hard + soft - soft`` is not exactly 0/1 in floating point); backward into ``soft``."""
+
+    @staticmethod
+    def forward(ctx: object, soft: Tensor, hard: Tensor) -> Tensor:  # type: ignore[override]
+        return hard
+
+    @staticmethod
+    def backward(ctx: object, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return grad, None
