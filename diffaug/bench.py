@@ -145,7 +145,10 @@ def _pipeline(out: tuple[int, int], antialias: bool = False) -> torch.nn.Module 
     crop = _crop(out, antialias)
     if crop is None or not all(hasattr(da, n) for n in names):
         return None
-    return da.Compose([crop, da.RandomHorizontalFlip(), da.RandomAffine(degrees=10, p=1.0)])  # type: ignore[attr-defined]
+    steps = [crop, da.RandomHorizontalFlip(), da.RandomAffine(degrees=10, p=1.0)]  # type: ignore[attr-defined]
+    if _has_antialias(da.Compose):  # type: ignore[attr-defined]
+        return da.Compose(steps, antialias=antialias)  # type: ignore[attr-defined]
+    return da.Compose(steps)  # type: ignore[attr-defined]
 
 
 def _kornia() -> Any:
@@ -593,7 +596,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rows", default=None, help="comma-separated substrings: keep only rows whose name contains one")
     parser.add_argument(
-        "--antialias", choices=("auto", "on", "off"), default="auto", help="the (64,3,448,448)->224 antialias case (auto: on)"
+        "--antialias", choices=("auto", "on", "off"), default="auto", help="the 448->224 case (auto: on without --cases)"
     )
     parser.add_argument(
         "--uint8", choices=("auto", "on", "off"), default="auto", help="the uint8 -> normalised case (auto: on for cuda only)"
@@ -630,7 +633,7 @@ def run(args: argparse.Namespace) -> int:
     cases = _parse_cases(args.cases) if args.cases else default_cases(device.type)
     import diffaug as da
 
-    if args.antialias == "on" or (args.antialias == "auto" and _has_antialias(da.RandomResizedCrop)):
+    if args.antialias == "on" or (args.antialias == "auto" and not args.cases and _has_antialias(da.RandomResizedCrop)):
         cases.append(antialias_case())
     env = _environment(device)
     torch.manual_seed(0)

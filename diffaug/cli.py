@@ -145,6 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="diffaug-preview.png", help="PNG file to write (default: diffaug-preview.png)")
     p.set_defaults(run=preview)
+
+    from diffaug import bench
+
+    b = sub.add_parser(
+        "bench",
+        help="time the transforms against Kornia, torchvision, the bare kernel and a copy",
+        description="The benchmark suite (also `python benchmarks/run.py`): a markdown table on stdout, JSON and PNG in --out.",
+    )
+    bench.add_arguments(b)
+    b.set_defaults(run=bench.run)
+
+    from diffaug.search.search import add_parser as add_search_parser
+
+    add_search_parser(sub)
     return parser
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "invert",
     "apply_to_points",
     "output_pixel_scale",
+    "sampling_grid",
 ]
 
 
@@ -340,3 +341,37 @@ def output_pixel_scale(theta: Tensor, in_size: Sequence[int], out_size: Sequence
     row_scale = theta.new_tensor([float(in_w), float(in_h)])
     pixel_jac = jac * col_scale * row_scale.unsqueeze(-1)
     return torch.sqrt(pixel_jac.square().sum(-1) + 1e-12)
+
+
+def sampling_grid(theta: Tensor, size: Sequence[int]) -> Tensor:
+    """The ``grid_sample`` grid of ``theta``: ``F.affine_grid(theta, (B, C, h, w), align_corners=False)``, faster.
+
+    Output pixel ``(i, j)`` has its centre at normalised ``x_j = (2 j + 1) / w - 1``,
+    ``y_i = (2 i + 1) / h - 1`` and samples ``theta @ (x_j, y_i, 1)``. The grid is built by
+    broadcasting (``theta[:, :, 0] x_j + (theta[:, :, 1] y_i + theta[:, :, 2])``) as a
+    ``(B, 2, h, w)`` tensor and returned as its ``(B, h, w, 2)`` view: a few elementwise ops
+    instead of ``affine_grid``'s batched matrix product, and a layout (x and y each contiguous
+    along a row) that ``grid_sample`` reads as fast as a contiguous grid. Its backward is two
+    reductions. Values agree with ``affine_grid`` to float rounding.
+
+    Args:
+        theta: ``(B, 2, 3)`` output -> input normalised coordinates, floating point.
+        size: output ``(h, w)``.
+
+    Returns:
+        ``(B, h, w, 2)`` (a non-contiguous view), differentiable with respect to ``theta``.
+
+    Example:
+        >>> import torch
+        >>> import torch.nn.functional as F
+        >>> theta = torch.tensor([[[0.5, 0.1, 0.2], [-0.1, 0.8, 0.0]]])
+        >>> grid = sampling_grid(theta, (3, 4))
+        >>> grid.shape, torch.allclose(grid, F.affine_grid(theta, [1, 1, 3, 4], align_corners=False), atol=1e-6)
+        (torch.Size([1, 3, 4, 2]), True)
+    """
+    height, width = size
+    xs = torch.linspace(-1.0 + 1.0 / width, 1.0 - 1.0 / width, width, device=theta.device, dtype=theta.dtype)
+    ys = torch.linspace(-1.0 + 1.0 / height, 1.0 - 1.0 / height, height, device=theta.device, dtype=theta.dtype)
+    columns = theta[:, :, 0, None, None] * xs.view(1, 1, 1, width)  # (B, 2, 1, w)
+    rows = torch.addcmul(theta[:, :, 2, None, None], theta[:, :, 1, None, None], ys.view(1, 1, height, 1))  # (B, 2, h, 1)
+    return (columns + rows).permute(0, 2, 3, 1)
