@@ -184,7 +184,9 @@ class Compose(nn.Sequential):
         matrix = daf.identity(count, images.device, param_dtype(images))
         steps: list[Any] = []
         for index, step in enumerate(self):
-            params = step.make_params(_stand_in(images, count, size), generator=generator) if _replayable(step) else None
+            params: Any = None
+            if _replayable(step):
+                params = step.make_params(_stand_in(images, count, size), generator=generator)  # type: ignore[operator]
             if is_geometric(params):
                 if getattr(params, "batch_index", None) is not None:
                     raise ValueError(
@@ -205,7 +207,7 @@ class Compose(nn.Sequential):
             mode = "nearest"
         else:
             mode = "bicubic" if "bicubic" in modes else "bilinear"
-        padding = self.padding_override or (getattr(leaves[0], "padding_mode", "zeros") if leaves else "zeros")
+        padding = str(self.padding_override or (getattr(leaves[0], "padding_mode", "zeros") if leaves else "zeros"))
         if self.antialias_override is not None:
             antialias = self.antialias_override
         else:
@@ -243,7 +245,7 @@ class Compose(nn.Sequential):
             if pending is not None:
                 out, pending = out[pending], None
             expected = tuple(out.shape[-2:])
-            out = step.transform(out, step_params) if step_params is not None else step(out)
+            out = step.transform(out, step_params) if step_params is not None else step(out)  # type: ignore[operator]
             if tuple(out.shape[-2:]) != expected:
                 raise ValueError(
                     f"step {index} ({type(step).__name__}) changed the image size from {expected} to {tuple(out.shape[-2:])}; "

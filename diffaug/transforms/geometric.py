@@ -126,10 +126,10 @@ def _symmetric(value: object, name: str) -> tuple[float, float]:
     return _checks.check_range(tuple(value), name)
 
 
-def _center(center: object, batch: int, height: int, width: int, like: Tensor) -> Tensor:
+def _center(center: tuple[float, float] | None, batch: int, height: int, width: int, like: Tensor) -> Tensor:
     if center is None:
         return like.new_tensor([width / 2.0, height / 2.0]).expand(batch, 2)
-    return like.new_tensor([float(c) for c in center]).expand(batch, 2)  # type: ignore[union-attr]
+    return like.new_tensor(list(center)).expand(batch, 2)
 
 
 def _check_center(center: object) -> tuple[float, float] | None:

@@ -122,7 +122,7 @@ class MultiCrop(nn.Module):
         stand_in = images if batched else images.unsqueeze(0)
         index = torch.arange(batch, device=images.device)
         groups = {
-            name: pipeline.make_params(stand_in, generator=generator, batch_index=index.repeat(self.views[name]))
+            name: _compose(pipeline).make_params(stand_in, generator=generator, batch_index=index.repeat(self.views[name]))
             for name, pipeline in self.groups.items()
         }
         return MultiCropParams(groups=groups, views=dict(self.views), batched=batched)
@@ -133,10 +133,15 @@ class MultiCrop(nn.Module):
         batch = images if images.ndim == 4 else images.unsqueeze(0)
         out = {}
         for name, pipeline in self.groups.items():
-            views = pipeline.transform(batch, params.groups[name]).unflatten(0, (params.views[name], batch.shape[0]))
+            views = _compose(pipeline).transform(batch, params.groups[name]).unflatten(0, (params.views[name], batch.shape[0]))
             out[name] = views if images.ndim == 4 else views.squeeze(1)
         return out
 
     def forward(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[dict[str, Tensor], MultiCropParams]:
         params = self.make_params(images, generator=generator)
         return self.transform(images, params), params
+
+
+def _compose(module: nn.Module) -> Compose:
+    assert isinstance(module, Compose)  # every group is wrapped in a Compose at construction
+    return module
