@@ -240,6 +240,24 @@ def test_tv_batch_takes_a_list_per_image():
     assert torch.allclose(out_boxes[0].as_subclass(torch.Tensor), expected.as_subclass(torch.Tensor), atol=1e-4)
     with pytest.raises(TypeError, match="list"):
         pipe(images, per_image[0])
+    # Rotated boxes, per-image masks (with and without an instance axis) and keypoints, batched.
+    rotated = [
+        tv_tensors.BoundingBoxes([[8.0, 8.0, 6.0, 3.0, 30.0]], format="CXCYWHR", canvas_size=canvas, clamping_mode=None)
+    ] * 2
+    flat_masks = [tv_tensors.Mask(torch.randint(0, 3, canvas)) for _ in range(2)]
+    stacked_masks = [tv_tensors.Mask(torch.randint(0, 3, (n, *canvas))) for n in (1, 3)]
+    points = [
+        tv_tensors.KeyPoints([[2.0, 3.0]], canvas_size=canvas),
+        tv_tensors.KeyPoints([[4.0, 5.0], [6.0, 7.0]], canvas_size=canvas),
+    ]
+    flip = da.Compose([da.RandomHorizontalFlip(p=1.0)])
+    _, out_rot, out_flat, out_stacked, out_points = flip(images, rotated, flat_masks, stacked_masks, points)
+    assert same_polygons(out_rot[1], F.horizontal_flip(rotated[1]))
+    assert [m.shape for m in out_flat] == [canvas, canvas]
+    assert torch.equal(out_flat[1].as_subclass(torch.Tensor), flat_masks[1].as_subclass(torch.Tensor).flip(-1))
+    assert [m.shape[0] for m in out_stacked] == [1, 3]
+    assert torch.equal(out_stacked[1].as_subclass(torch.Tensor), stacked_masks[1].as_subclass(torch.Tensor).flip(-1))
+    assert torch.allclose(out_points[1].as_subclass(torch.Tensor), F.horizontal_flip(points[1]).as_subclass(torch.Tensor))
 
 
 def test_bad_targets_raise():

@@ -466,6 +466,10 @@ def _tv_target(target: Any, theta: Tensor, src: tuple[int, int], dst: tuple[int,
     formats = {getattr(t, "format", None) for t in target}
     if len(kinds) != 1 or len(formats) != 1:
         raise ValueError(f"target {index}: the per-image list must hold one kind of tv_tensor in one format")
+    if isinstance(target[0], tv_tensors.Mask) and all(t.ndim == 2 for t in target):
+        stacked = tv_tensors.wrap(torch.stack([t.as_subclass(Tensor) for t in target]), like=target[0])
+        moved_masks = _targets.transform_tv(stacked, theta, src, dst)
+        return [tv_tensors.wrap(part, like=target[0]) for part in moved_masks.as_subclass(Tensor).unbind(0)]
     # One batched call for the whole list: concatenate rows, name each row's image, split back.
     counts = [int(t.shape[0]) for t in target]
     rows = torch.cat([t.as_subclass(Tensor) for t in target])
