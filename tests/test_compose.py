@@ -208,3 +208,16 @@ def test_bad_arguments():
         pipe(images, labels=torch.zeros(2))
     with pytest.raises(TypeError, match="boxes"):  # BoxCrop needs its boxes: not a pipeline step
         da.Compose([da.BoxCrop(4)]).make_params(images)
+
+
+def test_gradcheck_through_the_fused_warp():
+    pipe = da.Compose([da.RandomAffine(20, scale=(0.8, 1.2)), da.RandomHorizontalFlip(), da.CenterCrop((4, 5))])
+    images = torch.rand(2, 1, 6, 7, dtype=torch.float64, requires_grad=True)
+    params = pipe.make_params(images, generator=torch.Generator().manual_seed(5))
+    theta = params.steps[0].theta.detach().clone().requires_grad_(True)
+
+    def fused(images, theta):
+        steps = [dataclasses.replace(params.steps[0], theta=theta), *params.steps[1:]]
+        return pipe.transform(images, dataclasses.replace(params, steps=steps))
+
+    assert torch.autograd.gradcheck(fused, (images, theta))

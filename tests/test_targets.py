@@ -281,3 +281,11 @@ def test_bad_targets_raise():
         pipe(images[0], torch.zeros(1, 4))
     with pytest.raises(ValueError, match="not both"):
         pipe(images[0], tv_tensors.Mask(torch.zeros(8, 8)), boxes=torch.zeros(1, 4))
+
+
+def test_gradcheck_of_boxes_and_keypoints_in_theta():
+    theta = torch.tensor([[[0.8, 0.3, 0.1], [-0.2, 0.9, -0.05]]], dtype=torch.float64, requires_grad=True)
+    boxes = torch.tensor([[[2.0, 3.0, 9.0, 7.0]]], dtype=torch.float64, requires_grad=True)
+    points = torch.tensor([[[2.5, 3.5], [6.0, 1.0]]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda b, t: T.transform_boxes(b, t, (10, 12), (8, 9), clip=False)[0], (boxes, theta))
+    assert torch.autograd.gradcheck(lambda p, t: T.transform_keypoints(p, t, (10, 12), (8, 9))[0], (points, theta))
