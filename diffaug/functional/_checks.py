@@ -55,6 +55,18 @@ def check_choice(value: object, choices: Sequence[str], name: str) -> str:
     return value
 
 
+def check_antialias(antialias: object, mode: str) -> bool:
+    """``antialias`` must be a bool, and ``True`` only with a mode that blends (not ``"nearest"``)."""
+    if not isinstance(antialias, bool):
+        raise TypeError(f"antialias must be True or False, got {antialias!r}")
+    if antialias and mode == "nearest":
+        raise ValueError(
+            "antialias=True needs mode 'bilinear' or 'bicubic': filtering blends values, which mode='nearest' "
+            "exists to avoid (labels, masks); pass antialias=False with mode='nearest'"
+        )
+    return antialias
+
+
 def check_boxes(boxes: object, images: Tensor, name: str = "boxes") -> Tensor:
     """Boxes must be a floating tensor ``(..., 4)`` on the images' device."""
     if not isinstance(boxes, Tensor):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from diffaug.functional import _checks
+from diffaug.functional.antialias import antialiased_sample
 from diffaug.functional.geometry import boxes_to_theta
 
 __all__ = ["warp", "crop", "compute_dtype"]
@@ -36,6 +37,7 @@ def warp(
     mode: str = "bilinear",
     padding_mode: str = "zeros",
     batch_index: Tensor | None = None,
+    antialias: bool = False,
 ) -> Tensor:
     """Resample images through ``theta`` (output normalised -> input normalised coordinates).
 
@@ -47,6 +49,9 @@ def warp(
         mode: ``"bilinear"`` | ``"nearest"`` | ``"bicubic"``.
         padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"``: what is seen outside the image.
         batch_index: optional ``(K,)`` integer tensor.
+        antialias: low-pass filter each sample, per its own shrink, where the warp shrinks
+            (a mip-map sampled trilinearly, see :mod:`diffaug.functional.antialias`); no effect
+            where an output pixel covers at most one input pixel. Not with ``mode="nearest"``.
 
     Returns:
         ``(B, C, h, w)`` (``(K, C, h, w)`` with ``batch_index``; ``(C, h, w)`` for a single
@@ -68,6 +73,7 @@ def warp(
     out_h, out_w = _checks.check_size(size)
     _checks.check_choice(mode, _checks.MODES, "mode")
     _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
+    _checks.check_antialias(antialias, mode)
     if not isinstance(theta, Tensor):
         raise TypeError(f"theta must be a torch.Tensor of shape (B, 2, 3), got {type(theta).__name__}")
     if theta.ndim < 2 or theta.shape[-2:] != (2, 3):
@@ -97,13 +103,13 @@ def warp(
             "give one theta per image, or a batch_index saying which image each theta samples"
         )
 
-    out = _sample(batch, thetas, (out_h, out_w), mode, padding_mode)
+    out = _sample(batch, thetas, (out_h, out_w), mode, padding_mode, antialias)
     if single_image and single_theta:
         out = out.squeeze(0)
     return out
 
 
-def _sample(batch: Tensor, thetas: Tensor, size: tuple[int, int], mode: str, padding_mode: str) -> Tensor:
+def _sample(batch: Tensor, thetas: Tensor, size: tuple[int, int], mode: str, padding_mode: str, antialias: bool = False) -> Tensor:
     """The kernel call with dtype and layout handling; ``batch`` and ``thetas`` agree in length."""
     count, channels = batch.shape[0], batch.shape[1]
     if count == 0:
@@ -114,8 +120,11 @@ def _sample(batch: Tensor, thetas: Tensor, size: tuple[int, int], mode: str, pad
     work_dtype = compute_dtype(batch.dtype)
     channels_last = batch.ndim == 4 and batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
     source = batch.to(work_dtype)
-    grid = F.affine_grid(thetas.to(work_dtype), [count, channels, *size], align_corners=False)
-    out = F.grid_sample(source, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    if antialias:
+        out = antialiased_sample(source, thetas.to(work_dtype), size, mode, padding_mode)
+    else:
+        grid = F.affine_grid(thetas.to(work_dtype), [count, channels, *size], align_corners=False)
+        out = F.grid_sample(source, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
     if batch.dtype == torch.uint8:
         out = out.round().clamp(0, 255).to(torch.uint8)
@@ -133,6 +142,7 @@ def crop(
     mode: str = "bilinear",
     padding_mode: str = "zeros",
     batch_index: Tensor | None = None,
+    antialias: bool = False,
 ) -> Tensor:
     """Crop boxes out of images and resize them to ``size``, differentiably in both.
 
@@ -149,6 +159,9 @@ def crop(
             pixel repeated, as ``numpy.pad(mode="symmetric")``; far outside it repeats with
             period ``2 H`` / ``2 W``). A box wholly outside shows only padding.
         batch_index: ``(K,)`` long tensor: box ``k`` is cut from ``images[batch_index[k]]``.
+        antialias: low-pass filter each box by its own shrink, per axis of the output pixel's
+            footprint, as a resize with antialiasing does (see :func:`warp`); gradients still
+            reach the boxes, also through the amount of filtering.
 
     Returns:
         ``(B, C, h, w)``, ``(K, C, h, w)`` or ``(C, h, w)`` as above, on the images' device
@@ -179,4 +192,4 @@ def crop(
         )
     # theta in the sampling dtype: half-precision arithmetic here would cost sub-pixel accuracy.
     theta = boxes_to_theta(boxes.to(compute_dtype(images.dtype)), (height, width))
-    return warp(images, theta, size, mode=mode, padding_mode=padding_mode, batch_index=batch_index)
+    return warp(images, theta, size, mode=mode, padding_mode=padding_mode, batch_index=batch_index, antialias=antialias)

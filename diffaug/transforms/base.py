@@ -83,6 +83,8 @@ class GeometricTransform(nn.Module):
         learnable_p: make ``p`` a parameter; draws are then relaxed Bernoulli with
             ``temperature`` in training mode and hard (straight-through) in eval mode.
         mode, padding_mode: passed to :func:`diffaug.functional.warp`.
+        antialias: passed to :func:`diffaug.functional.warp`: low-pass filter samples the warp
+            shrinks (not with ``mode="nearest"``).
     """
 
     def __init__(
@@ -92,11 +94,13 @@ class GeometricTransform(nn.Module):
         padding_mode: str = "zeros",
         learnable_p: bool = False,
         temperature: float = 0.1,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         p = _checks.check_probability(p)
         self.mode = interpolation_name(mode)
         self.padding_mode = _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
+        self.antialias = _checks.check_antialias(antialias, self.mode)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.temperature = float(temperature)
@@ -134,7 +138,7 @@ class GeometricTransform(nn.Module):
                 f"params were drawn for {params.theta.shape[0]} samples but images have {images.shape[0]}; "
                 "draw them with make_params(images)"
             )
-        return daf.warp(images, params.theta, params.size, self.mode, self.padding_mode, params.batch_index)
+        return daf.warp(images, params.theta, params.size, self.mode, self.padding_mode, params.batch_index, antialias=self.antialias)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.transform(images, self.make_params(images))

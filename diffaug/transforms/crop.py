@@ -65,6 +65,9 @@ class RandomResizedCrop(GeometricTransform):
         learnable: make the bounds of ``scale`` and ``ratio`` (and ``p``) trainable.
         mode, padding_mode: see :func:`diffaug.functional.crop`. ``mode`` also takes a
             torchvision ``InterpolationMode``.
+        antialias: low-pass filter each crop by its own shrink before resampling, as
+            torchvision's default does (see :mod:`diffaug.functional.antialias`); must be
+            ``False`` with ``mode="nearest"``.
 
     Shapes:
         ``(B, C, H, W) -> (B, C, h, w)``; ``(C, H, W) -> (C, h, w)``.
@@ -90,8 +93,11 @@ class RandomResizedCrop(GeometricTransform):
         mode: object = "bilinear",
         padding_mode: str = "zeros",
         temperature: float = 0.1,
+        antialias: bool = True,
     ) -> None:
-        super().__init__(p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(
+            p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature, antialias=antialias
+        )
         self.size = output_size(size)
         low, high = _checks.check_range(scale, "scale", low=0.0, strict_low=True)
         _checks.check_range(ratio, "ratio", low=0.0, strict_low=True)
@@ -160,6 +166,8 @@ class ZoomCrop(GeometricTransform):
             image); by default sampled windows stay inside it when they fit.
         p: probability of zooming a sample; the others are the whole image resized.
         learnable: make the bounds of ``zoom`` (and ``p``) trainable.
+        antialias: low-pass filter windows that shrink (zoom below ``in / out``) before
+            resampling; gradients still reach ``zoom`` and ``center``.
 
     ``make_params(images, generator=None, zoom=None, center=None)`` takes ``zoom`` ``(B,)``
     and ``center`` ``(B, 2)`` in normalised image coordinates (``(-1, -1)`` is the top-left
@@ -189,8 +197,11 @@ class ZoomCrop(GeometricTransform):
         mode: object = "bilinear",
         padding_mode: str = "zeros",
         temperature: float = 0.1,
+        antialias: bool = False,
     ) -> None:
-        super().__init__(p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(
+            p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature, antialias=antialias
+        )
         self.size = output_size(size)
         _checks.check_range(zoom, "zoom", low=0.0, strict_low=True)
         self.zoom = Range(tuple(zoom), domain=(0.0, math.inf), log=True, learnable=learnable)  # type: ignore[arg-type]
@@ -244,6 +255,8 @@ class BoxCrop(GeometricTransform):
     Boxes are XYXY pixel boxes (exclusive ends, fractional allowed, may leave the image): one
     per image ``(B, 4)``, or many per image as ``(K, 4)`` with ``batch_index`` ``(K,)`` naming
     each box's image (as ``roi_align`` takes them, but differentiable in the boxes too).
+    ``antialias=True`` low-pass filters each box by its own shrink (gradients still reach the
+    boxes).
 
     Example:
         >>> import torch, diffaug as da
@@ -253,8 +266,10 @@ class BoxCrop(GeometricTransform):
         torch.Size([3, 3, 8, 8])
     """
 
-    def __init__(self, size: int | Sequence[int], mode: object = "bilinear", padding_mode: str = "zeros") -> None:
-        super().__init__(p=1.0, mode=mode, padding_mode=padding_mode)
+    def __init__(
+        self, size: int | Sequence[int], mode: object = "bilinear", padding_mode: str = "zeros", antialias: bool = False
+    ) -> None:
+        super().__init__(p=1.0, mode=mode, padding_mode=padding_mode, antialias=antialias)
         self.size = output_size(size)
 
     def make_params(  # type: ignore[override]

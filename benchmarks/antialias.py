@@ -1,0 +1,323 @@
+"""Antialiased crops: aliasing, fidelity, time and memory of the candidate methods.
+
+Run from a checkout: ``python benchmarks/antialias.py`` (all tables) or with ``--only``
+``aliasing``, ``fidelity``, ``cost`` or ``memory``. The numbers go to stdout as Markdown tables
+(they are the ones quoted in ``docs/antialias.md``).
+
+Candidates, all per sample, all differentiable in the images and in theta:
+
+* ``mipmap`` (shipped): isotropic pyramid, level from the more shrunk axis, trilinear blend;
+* ``ripmap``: separable pyramid, per-axis level, bilinear blend over the ``(ky, kx)`` grid;
+* ``gaussian``: per-sample separable Gaussian prefilter at full resolution (kernel length
+  fixed by the static shapes, sigma per sample and axis), then one ``grid_sample``;
+* ``supersample``: ``N x N`` taps spread over each output pixel's footprint (``N`` fixed by the
+  static shapes, spread per sample: zero where the warp does not shrink), averaged.
+
+References: plain ``grid_sample`` (``antialias=False``), ``F.interpolate(antialias=True)`` /
+torchvision's antialiased resize on the integer crop (no gradient with respect to the box), and
+Pillow's Lanczos resize of the integer crop (the fidelity reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from diffaug import functional as daf  # noqa: E402
+from diffaug.functional.antialias import antialiased_sample  # noqa: E402
+from diffaug.functional.geometry import output_pixel_scale  # noqa: E402
+
+Method = Callable[[Tensor, Tensor, tuple[int, int]], Tensor]
+
+
+# --------------------------------------------------------------------------- candidates
+def plain(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
+    grid = F.affine_grid(theta, [images.shape[0], images.shape[1], *size], align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False)
+
+
+def mipmap(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
+    return antialiased_sample(images, theta, size)
+
+
+def ripmap(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
+    return antialiased_sample(images, theta, size, per_axis=True)
+
+
+def gaussian(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
+    """Separable Gaussian per sample and axis, variance matched to the tent of an antialiased resize."""
+    count, channels, height, width = images.shape
+    shrink = output_pixel_scale(theta, (height, width), size)  # (B, 2) as (x, y)
+    # Tent of half-width s has variance s^2 / 6; bilinear sampling already adds 1 / 6.
+    sigma = torch.sqrt((shrink.square() - 1.0).clamp(min=0.0) / 6.0 + 1e-12)
+    out = images
+    for axis, (n_in, n_out) in enumerate(((width, size[1]), (height, size[0]))):
+        sigma_max = math.sqrt(max((n_in / n_out) ** 2 - 1.0, 0.0) / 6.0)
+        radius = max(1, math.ceil(3.0 * sigma_max))
+        taps = torch.arange(-radius, radius + 1, dtype=images.dtype)
+        kernel = torch.exp(-0.5 * (taps / sigma[:, axis : axis + 1]).square())
+        kernel = kernel / kernel.sum(-1, keepdim=True)  # (B, K)
+        weight = kernel.repeat_interleave(channels, dim=0)  # (B*C, K)
+        flat = out.reshape(1, count * channels, height, width)
+        if axis == 0:
+            flat = F.conv2d(
+                F.pad(flat, (radius, radius, 0, 0), mode="replicate"),
+                weight.view(-1, 1, 1, 2 * radius + 1),
+                groups=count * channels,
+            )
+        else:
+            flat = F.conv2d(
+                F.pad(flat, (0, 0, radius, radius), mode="replicate"),
+                weight.view(-1, 1, 2 * radius + 1, 1),
+                groups=count * channels,
+            )
+        out = flat.view(count, channels, height, width)
+    return plain(out, theta, size)
+
+
+def supersample(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
+    """N x N sub-pixel taps per output pixel, spread over the footprint beyond one input pixel."""
+    height, width = images.shape[-2:]
+    taps_n = max(1, math.ceil(max(height / size[0], width / size[1])))
+    shrink = output_pixel_scale(theta, (height, width), size)
+    # Spread (fraction of an output pixel) grows from 0 at shrink 1 to the whole pixel.
+    spread = (1.0 - 1.0 / shrink.amax(-1).clamp(min=1.0)).view(-1, 1)
+    out = None
+    for i in range(taps_n):
+        for j in range(taps_n):
+            dx = ((j + 0.5) / taps_n - 0.5) * 2.0 / size[1]
+            dy = ((i + 0.5) / taps_n - 0.5) * 2.0 / size[0]
+            offset = torch.cat([dx * spread, dy * spread], dim=-1)  # output normalised units
+            shifted = theta.clone()
+            shifted[:, :, 2] = theta[:, :, 2] + (theta[:, :, :2] @ offset.unsqueeze(-1)).squeeze(-1)
+            sample = plain(images, shifted, size)
+            out = sample if out is None else out + sample
+    return out / taps_n**2
+
+
+CANDIDATES: dict[str, Method] = {"mipmap": mipmap, "ripmap": ripmap, "gaussian": gaussian, "supersample": supersample}
+
+
+# --------------------------------------------------------------------------- test images
+def sinusoid(n: int, frequency: float = 0.3, phase: float = 0.0, angle: float = 0.0) -> Tensor:
+    """``0.5 + 0.5 sin(...)``, ``frequency`` in cycles per pixel, ``(1, 1, n, n)`` float64."""
+    y, x = torch.meshgrid(torch.arange(n) + 0.5, torch.arange(n) + 0.5, indexing="ij")
+    along = x * math.cos(angle) + y * math.sin(angle)
+    return (0.5 + 0.5 * torch.sin(2 * math.pi * frequency * along + phase)).double().view(1, 1, n, n)
+
+
+def zone_plate(n: int, low: float = 0.25, high: float = 0.5) -> Tensor:
+    """Rings whose local frequency grows with the radius from ``low`` to ``high`` cycles/pixel.
+
+    Every frequency of the ring is above the Nyquist limit of any output shrunk 2x or more,
+    so the ideal result is the flat mean 0.5 and anything else is aliasing.
+    """
+    y, x = torch.meshgrid(torch.arange(n) + 0.5 - n / 2, torch.arange(n) + 0.5 - n / 2, indexing="ij")
+    r = torch.sqrt(x * x + y * y)
+    radius = n / math.sqrt(2)
+    # phase'(r) = 2 pi f(r), f(r) = low + (high - low) r / radius
+    phase = 2 * math.pi * (low * r + (high - low) * r * r / (2 * radius))
+    return (0.5 + 0.5 * torch.cos(phase)).double().view(1, 1, n, n)
+
+
+def residual(out: Tensor, margin: int = 2) -> float:
+    """Standard deviation around the ideal 0.5, away from the border."""
+    inner = out[..., margin:-margin, margin:-margin]
+    return (inner - 0.5).square().mean().sqrt().item()
+
+
+def whole(n: int) -> Tensor:
+    return torch.eye(2, 3, dtype=torch.float64).unsqueeze(0)
+
+
+# --------------------------------------------------------------------------- tables
+def aliasing_table() -> str:
+    n = 512
+    rows = [
+        "| image | shrink | plain | F.interpolate(antialias) | " + " | ".join(CANDIDATES) + " |",
+        "|" + "---|" * (4 + len(CANDIDATES)),
+    ]
+    for name, image in (("sinusoid 0.3 c/px", sinusoid(n)), ("zone plate 0.25-0.5 c/px", zone_plate(n))):
+        for factor in (2, 3, 4, 8):
+            out_n = n // factor
+            size = (out_n, out_n)
+            values = [
+                residual(plain(image, whole(n), size)),
+                residual(F.interpolate(image, size=size, mode="bilinear", antialias=True)),
+            ]
+            values += [residual(method(image, whole(n), size)) for method in CANDIDATES.values()]
+            rows.append(f"| {name} | {factor}x | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    return "\n".join(rows)
+
+
+def photo() -> Tensor:
+    from skimage import data
+
+    return torch.from_numpy(data.astronaut()).permute(2, 0, 1).unsqueeze(0).double() / 255.0
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    return (10 * torch.log10(1.0 / (a - b).square().mean())).item()
+
+
+def fidelity_table() -> str:
+    """PSNR against Pillow's Lanczos of the same integer crop (astronaut, 512 x 512)."""
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+
+    image = photo()
+    pil = Image.fromarray((image[0].permute(1, 2, 0) * 255).round().byte().numpy())
+    out = 56
+    header = "| shrink | crop | plain | torchvision antialias | " + " | ".join(CANDIDATES) + " |"
+    rows = [header, "|" + "---|" * (4 + len(CANDIDATES))]
+    for factor in (2, 3, 4, 5, 6, 8):
+        side = out * factor
+        left, top = (512 - side) // 3, (512 - side) // 2
+        box = (left, top, left + side, top + side)
+        reference = torch.from_numpy(__import__("numpy").asarray(pil.crop(box).resize((out, out), Image.LANCZOS))).permute(
+            2, 0, 1
+        )
+        reference = reference.unsqueeze(0).double() / 255.0
+        theta = daf.boxes_to_theta(torch.tensor([box], dtype=torch.float64), (512, 512))
+        crop = image[..., top : top + side, left : left + side]
+        values = [psnr(plain(image, theta, (out, out)), reference)]
+        values.append(psnr(TF.resize(crop, [out, out], antialias=True), reference))
+        values += [psnr(method(image, theta, (out, out)), reference) for method in CANDIDATES.values()]
+        rows.append(f"| {factor}x | {side} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    return "\n".join(rows)
+
+
+def rrc_thetas(batch: int, in_size: int, generator: torch.Generator) -> Tensor:
+    """Boxes of diffaug's RandomResizedCrop law (torchvision's), as theta."""
+    import diffaug as da
+
+    images = torch.empty(batch, 3, in_size, in_size)
+    return da.RandomResizedCrop(224).make_params(images, generator=generator).theta
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def cost_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int = 224, backward: bool = False) -> str:
+    """Median time of a (batch, 3, in, in) -> out random resized crop per method, interleaved."""
+    result = antialias_case(repeats=repeats, batch=batch, in_size=in_size, out=out, backward=backward)
+    base = result["plain"]
+    rows = [
+        f"| method ({batch}, 3, {in_size}, {in_size}) -> {out}{' fwd+bwd' if backward else ''} | median ms | x plain |",
+        "|---|---|---|",
+    ]
+    rows += [f"| {name} | {ms:.0f} | {ms / base:.2f} |" for name, ms in result.items()]
+    return "\n".join(rows)
+
+
+def antialias_case(
+    repeats: int = 7,
+    batch: int = 64,
+    in_size: int = 448,
+    out: int = 224,
+    backward: bool = False,
+    methods: tuple[str, ...] = ("mipmap", "ripmap", "gaussian", "supersample"),
+) -> dict[str, float]:
+    """Median milliseconds per method for random resized crops; methods run interleaved.
+
+    The shipped path is measured through ``daf.warp`` (``plain`` = ``antialias=False``,
+    ``mipmap`` = ``antialias=True``); the other candidates through this file's functions.
+    """
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 3, in_size, in_size, generator=generator, requires_grad=backward)
+    theta = rrc_thetas(batch, in_size, generator)
+    size = (out, out)
+
+    def through_warp(antialias: bool) -> Callable[[], object]:
+        return lambda: daf.warp(images, theta, size, antialias=antialias)
+
+    fns: dict[str, Callable[[], object]] = {"plain": through_warp(False), "mipmap": through_warp(True)}
+    for name in methods:
+        if name != "mipmap":
+            fns[name] = (lambda m: lambda: m(images, theta, size))(CANDIDATES[name])
+    if backward:
+        fns = {name: _with_backward(fn) for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():  # warm-up
+        fn()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name] += _median_ms(fn, 1)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _with_backward(fn: Callable[[], Tensor]) -> Callable[[], object]:
+    return lambda: fn().sum().backward()
+
+
+def memory_table(batch: int = 64, in_size: int = 448, out: int = 224) -> str:
+    """Peak resident memory of a fresh process running one forward + backward per method."""
+    rows = [f"| method ({batch}, 3, {in_size}, {in_size}) -> {out} | peak RSS fwd+bwd (MB) | over plain (MB) |", "|---|---|---|"]
+    peaks = {}
+    for name in ("plain", *CANDIDATES):
+        command = [sys.executable, __file__, "--peak", name, "--batch", str(batch), "--in-size", str(in_size), "--out", str(out)]
+        peaks[name] = float(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
+    rows += [f"| {name} | {mb:.0f} | {mb - peaks['plain']:.0f} |" for name, mb in peaks.items()]
+    return "\n".join(rows)
+
+
+def _peak(name: str, batch: int, in_size: int, out: int) -> float:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 3, in_size, in_size, generator=generator, requires_grad=True)
+    theta = rrc_thetas(batch, in_size, generator).requires_grad_()
+    method = plain if name == "plain" else CANDIDATES[name]
+    method(images, theta, (out, out)).sum().backward()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("aliasing", "fidelity", "cost", "memory"), action="append")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--peak", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--in-size", type=int, default=448)
+    parser.add_argument("--out", type=int, default=224)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.peak:
+        print(_peak(args.peak, args.batch, args.in_size, args.out))
+        return
+    only = args.only or ["aliasing", "fidelity", "cost", "memory"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    if "aliasing" in only:
+        print("Residual std around the ideal flat 0.5 (whole 512 x 512 image shrunk):\n")
+        print(aliasing_table() + "\n")
+    if "fidelity" in only:
+        print("PSNR (dB) against Pillow's Lanczos resize of the integer crop, astronaut -> 56 x 56:\n")
+        print(fidelity_table() + "\n")
+    if "cost" in only:
+        print(cost_table(args.repeats, args.batch, args.in_size, args.out) + "\n")
+        print(cost_table(max(3, args.repeats // 2), args.batch, args.in_size, args.out, backward=True) + "\n")
+    if "memory" in only:
+        print(memory_table(args.batch, args.in_size, args.out) + "\n")
+
+
+if __name__ == "__main__":
+    main()

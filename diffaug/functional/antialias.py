@@ -1,0 +1,193 @@
+"""Antialiased resampling: a pyramid sampled between levels, per sample, differentiable.
+
+``grid_sample`` reads 4 input pixels per output pixel whatever the zoom, so a warp that shrinks
+aliases. Here the images are first resized (antialiased, ``F.interpolate``) into a pyramid whose
+levels are half an octave apart: level ``j`` is ``2 ** (j / 2)`` times smaller. Every level
+covers the image's extent, so with ``align_corners=False`` one normalised coordinate names the
+same point in every level and one sampling grid serves them all.
+
+Each sample's footprint comes from its Jacobian (:func:`diffaug.functional.output_pixel_scale`):
+an output pixel spans ``s`` input pixels; the output blends the two levels around
+``l = 2 (log2(s) - 0.55)`` (a tent in ``l``, so the weights, and through them the amount of
+filtering, are differentiable with respect to ``theta``). Where ``s`` is at most about 1.46
+the weight of level 0 is exactly 1: nothing changes when the warp does not shrink.
+
+Only shapes decide how many levels are built (no host synchronisation): enough for an output
+pixel to cover a crop inside the image (shrink ``in / out``), and at least one. Shrinking further
+(a zoom-out showing the image smaller than the output) is filtered as the deepest level allows.
+The level is chosen from the more shrunk axis by default (one level set, never aliases along
+either axis, blurs the less shrunk axis of an anisotropic warp a little more than needed);
+``per_axis=True`` builds separable levels (a rip-map) and blends them with a weight per axis,
+exact per axis at the cost of ``(depth + 1) ** 2`` reads instead of ``depth + 1``.
+The choice of method, half-octave spacing and level offset were measured: see the
+antialiasing page of the documentation and ``benchmarks/antialias.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from diffaug.functional.geometry import output_pixel_scale
+
+__all__ = ["antialiased_sample", "affine_grid", "pyramid_sizes", "level_weights"]
+
+# Half an octave between levels: level j is 2**(j / 2) times smaller than the input.
+_STEP = 0.5
+# Level 2 ** (j / 2) ~ s / 2 ** _BIAS matches an antialiased resize's spread (see level_weights).
+_BIAS = 0.55
+
+
+def pyramid_sizes(in_size: Sequence[int], out_size: Sequence[int]) -> list[tuple[int, int]]:
+    """Sizes ``(h, w)`` of the pyramid levels for a warp ``in_size -> out_size`` (level 0 first).
+
+    Level ``j`` is ``2 ** (j / 2)`` times smaller than the input (at least one pixel). The depth
+    depends on shapes only: enough levels for a crop inside the image (shrink up to
+    ``in / out``), and at least one, so zoom-outs up to ``2 sqrt(2)`` are filtered even when the
+    output is as large as the input.
+
+    Example:
+        >>> pyramid_sizes((448, 448), (224, 224))
+        [(448, 448), (317, 317)]
+        >>> len(pyramid_sizes((512, 512), (64, 64)))
+        6
+    """
+    worst = max(n_in / n_out for n_in, n_out in zip(in_size, out_size, strict=True))
+    depth = max(1, math.ceil(_level_of(worst) - 1e-9))
+    return [tuple(max(1, round(n / 2 ** (j * _STEP))) for n in in_size) for j in range(depth + 1)]  # type: ignore[misc]
+
+
+def _level_of(shrink: float) -> float:
+    return max(0.0, (math.log2(shrink) - _BIAS) / _STEP) if shrink > 0 else 0.0
+
+
+def level_weights(scale: Tensor, depth: int) -> Tensor:
+    """Blend weights ``(..., depth + 1)`` of the levels for shrinks ``scale`` ``(...)``.
+
+    A level ``2 ** (j / 2)`` smaller, read bilinearly with steps of ``s / 2 ** (j / 2)`` level
+    pixels, spreads an input pixel over about as much as a resize with antialiasing at shrink
+    ``s`` when ``2 ** (j / 2) = s / sqrt(2)`` (the variances of the two tents add up). The
+    continuous level is ``l = 2 (log2(s) - 0.55)``, clamped to ``[0, depth]`` (0.55 rather than
+    0.5: measured, it trades a little sharpness for less aliasing, see the antialiasing page);
+    level ``j`` gets ``max(0, 1 - |l - j|)``. Differentiable in ``scale``; exactly level 0 (no
+    filtering) for ``s <= 2 ** 0.55``, about 1.46.
+
+    Example:
+        >>> level_weights(torch.tensor([0.5, 1.0, 2.0, 4.0]), 3)
+        tensor([[1.0000, 0.0000, 0.0000, 0.0000],
+                [1.0000, 0.0000, 0.0000, 0.0000],
+                [0.1000, 0.9000, 0.0000, 0.0000],
+                [0.0000, 0.0000, 0.1000, 0.9000]])
+    """
+    level = ((torch.log2(scale.clamp(min=1.0)) - _BIAS) / _STEP).clamp(min=0.0, max=float(depth))
+    js = torch.arange(depth + 1, device=scale.device, dtype=scale.dtype)
+    return (1.0 - (level.unsqueeze(-1) - js).abs()).clamp(min=0.0)
+
+
+def _resize(image: Tensor, size: Sequence[int]) -> Tensor:
+    """Antialiased bilinear resize to ``size``; the level covers the image's extent exactly.
+
+    ``F.interpolate`` with a target size maps pixel centres with the ratio of the sizes, so
+    normalised coordinates (``align_corners=False``) name the same point in every level.
+    """
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def _chain(base: Tensor, sizes: Sequence[Sequence[int]]) -> list[Tensor]:
+    """Levels of ``sizes``: level 1 from ``base``, level ``j >= 2`` from level ``j - 2`` (an octave).
+
+    Going an octave at a time from two chains keeps each level close to a single antialiased
+    resize of the input (a chain of half-octave steps would add up twice the blur).
+    """
+    return [base] + [_resize(base, size) for size in sizes[1:]]
+
+
+def affine_grid(theta: Tensor, size: Sequence[int]) -> Tensor:
+    """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` as two broadcast sums.
+
+    The same values (up to rounding) for ``(B, 2, 3)`` theta; it skips the batched matrix
+    product over every output pixel, which dominates ``affine_grid`` on a CPU.
+
+    Example:
+        >>> theta = torch.randn(3, 2, 3)
+        >>> torch.allclose(affine_grid(theta, (5, 7)), F.affine_grid(theta, [3, 1, 5, 7], align_corners=False), atol=1e-6)
+        True
+    """
+    height, width = size
+    xs = (torch.arange(width, device=theta.device, dtype=theta.dtype) * 2 + 1) / width - 1
+    ys = (torch.arange(height, device=theta.device, dtype=theta.dtype) * 2 + 1) / height - 1
+    linear_x = theta[:, :, 0:1] * xs  # (B, 2, w)
+    linear_y = theta[:, :, 1:2] * ys + theta[:, :, 2:3]  # (B, 2, h)
+    grid = linear_y.unsqueeze(-1) + linear_x.unsqueeze(-2)  # (B, 2, h, w)
+    return grid.permute(0, 2, 3, 1)
+
+
+def antialiased_sample(
+    images: Tensor,
+    theta: Tensor,
+    size: Sequence[int],
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    per_axis: bool = False,
+) -> Tensor:
+    """``grid_sample`` of ``images`` through ``theta``, low-pass filtered where the warp shrinks.
+
+    The kernel behind ``diffaug.functional.warp(..., antialias=True)``; arguments are not checked
+    here (``warp`` does that).
+
+    Args:
+        images: ``(B, C, H, W)`` floating point.
+        theta: ``(B, 2, 3)`` output -> input normalised coordinates, same dtype as ``images``.
+        size: output ``(h, w)``.
+        mode: ``"bilinear"`` or ``"bicubic"`` (how each level is read).
+        padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"``, applied at every level.
+        per_axis: separable levels (a rip-map) blended with a weight per axis: each axis gets
+            its own amount of filtering, for ``(depth + 1) ** 2`` reads instead of ``depth + 1``.
+            The default picks one level per sample from the more shrunk axis.
+
+    Returns:
+        ``(B, C, h, w)``; gradients reach ``images`` and ``theta`` (also through the amount of
+        filtering). Equal to the plain ``grid_sample`` for samples that do not shrink.
+
+    Example:
+        >>> import torch
+        >>> stripes = torch.arange(64.0).remainder(2).expand(1, 1, 64, 64)  # 0.5 cycles/pixel
+        >>> theta = torch.eye(2, 3).unsqueeze(0)
+        >>> out = antialiased_sample(stripes, theta, (16, 16))
+        >>> bool(out.std() < 0.02), round(out.mean().item(), 2)
+        (True, 0.5)
+    """
+    in_size = tuple(images.shape[-2:])
+    out_size = tuple(size)
+    count, channels = images.shape[:2]
+    sizes = pyramid_sizes(in_size, out_size)
+    depth = len(sizes) - 1
+    shrink = output_pixel_scale(theta, in_size, out_size)  # (B, 2) as (x, y)
+    # One grid serves every level: normalised coordinates do not depend on the level's size.
+    grid = affine_grid(theta, out_size)
+
+    taps: list[tuple[Tensor, Tensor]] = []
+    if per_axis:
+        weights_x = level_weights(shrink[:, 0], depth)
+        weights_y = level_weights(shrink[:, 1], depth)
+        columns = _chain(images, [(in_size[0], w) for _, w in sizes])
+        for jx, column in enumerate(columns):
+            rows = _chain(column, [(h, sizes[jx][1]) for h, _ in sizes])
+            taps += [(level, weights_y[:, jy] * weights_x[:, jx]) for jy, level in enumerate(rows)]
+    else:
+        weights = level_weights(shrink.amax(dim=-1), depth)
+        taps = [(level, weights[:, j]) for j, level in enumerate(_chain(images, sizes))]
+
+    out: Tensor | None = None
+    for level, weight in taps:
+        sample = F.grid_sample(level, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+        weight = weight.to(sample.dtype).view(-1, 1, 1, 1)
+        out = sample * weight if out is None else torch.addcmul(out, sample, weight)
+    assert out is not None
+    return out
