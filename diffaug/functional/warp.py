@@ -109,7 +109,9 @@ def warp(
     return out
 
 
-def _sample(batch: Tensor, thetas: Tensor, size: tuple[int, int], mode: str, padding_mode: str, antialias: bool = False) -> Tensor:
+def _sample(
+    batch: Tensor, thetas: Tensor, size: tuple[int, int], mode: str, padding_mode: str, antialias: bool = False
+) -> Tensor:
     """The kernel call with dtype and layout handling; ``batch`` and ``thetas`` agree in length."""
     count, channels = batch.shape[0], batch.shape[1]
     if count == 0:

@@ -138,7 +138,9 @@ class GeometricTransform(nn.Module):
                 f"params were drawn for {params.theta.shape[0]} samples but images have {images.shape[0]}; "
                 "draw them with make_params(images)"
             )
-        return daf.warp(images, params.theta, params.size, self.mode, self.padding_mode, params.batch_index, antialias=self.antialias)
+        return daf.warp(
+            images, params.theta, params.size, self.mode, self.padding_mode, params.batch_index, antialias=self.antialias
+        )
 
     def forward(self, images: Tensor) -> Tensor:
         return self.transform(images, self.make_params(images))

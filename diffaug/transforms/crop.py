@@ -95,8 +95,9 @@ class RandomResizedCrop(GeometricTransform):
         temperature: float = 0.1,
         antialias: bool = True,
     ) -> None:
+        learnable_p = learnable and p < 1.0
         super().__init__(
-            p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature, antialias=antialias
+            p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable_p, temperature=temperature, antialias=antialias
         )
         self.size = output_size(size)
         low, high = _checks.check_range(scale, "scale", low=0.0, strict_low=True)
@@ -199,8 +200,9 @@ class ZoomCrop(GeometricTransform):
         temperature: float = 0.1,
         antialias: bool = False,
     ) -> None:
+        learnable_p = learnable and p < 1.0
         super().__init__(
-            p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable and p < 1.0, temperature=temperature, antialias=antialias
+            p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable_p, temperature=temperature, antialias=antialias
         )
         self.size = output_size(size)
         _checks.check_range(zoom, "zoom", low=0.0, strict_low=True)
