@@ -63,7 +63,9 @@ class Range(nn.Module):
         True
     """
 
-    def __init__(self, bounds: tuple[float, float], domain: tuple[float, float], log: bool = False, learnable: bool = False) -> None:
+    def __init__(
+        self, bounds: tuple[float, float], domain: tuple[float, float], log: bool = False, learnable: bool = False
+    ) -> None:
         super().__init__()
         low, high = float(bounds[0]), float(bounds[1])
         a, b = float(domain[0]), float(domain[1])

@@ -103,7 +103,9 @@ def check_batch_index(batch_index: object, count: int, batch: int, name: str = "
     return batch_index
 
 
-def check_range(value: object, name: str, low: float | None = None, high: float | None = None, *, strict_low: bool = False) -> tuple[float, float]:
+def check_range(
+    value: object, name: str, low: float | None = None, high: float | None = None, *, strict_low: bool = False
+) -> tuple[float, float]:
     """A pair ``(a, b)`` of numbers with ``a <= b`` inside ``[low, high]`` (``(low, high]`` if ``strict_low``)."""
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
         raise TypeError(f"{name} must be a pair (min, max) of numbers, got {value!r}")

@@ -128,10 +128,8 @@ def _sample(
         grid = F.affine_grid(thetas.to(work_dtype), [count, channels, *size], align_corners=False)
         out = F.grid_sample(source, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
-    if batch.dtype == torch.uint8:
-        out = out.round().clamp(0, 255).to(torch.uint8)
-    else:
-        out = out.to(batch.dtype)
+    # uint8 comes back rounded and clamped (bicubic overshoots); other dtypes as they came.
+    out = out.round().clamp(0, 255).to(torch.uint8) if batch.dtype == torch.uint8 else out.to(batch.dtype)
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)
     return out

@@ -39,7 +39,9 @@ class CropParams(Params):
     boxes: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0, 4))
 
 
-def _crop_params(boxes: Tensor, size: tuple[int, int], in_size: tuple[int, int], applied: Tensor, batch_index: Tensor | None = None) -> CropParams:
+def _crop_params(
+    boxes: Tensor, size: tuple[int, int], in_size: tuple[int, int], applied: Tensor, batch_index: Tensor | None = None
+) -> CropParams:
     theta = daf.boxes_to_theta(boxes, in_size)
     return CropParams(theta=theta, size=size, in_size=in_size, applied=applied, batch_index=batch_index, boxes=boxes)
 
@@ -164,7 +166,9 @@ class ZoomCrop(GeometricTransform):
             is as likely as out by 2 in a symmetric range). ``zoom > 1`` zooms in; ``< 1``
             shows the image smaller, padded with ``padding_mode``.
         allow_outside: sampled windows may leave the image (their centre is uniform over the
-            image); by default sampled windows stay inside it when they fit.
+            image); by default a sampled window stays inside the image when it fits
+            (``zoom >= 1``) and contains it otherwise (``zoom < 1``: the whole image shows,
+            placed at random, the rest padded).
         p: probability of zooming a sample; the others are the whole image resized.
         learnable: make the bounds of ``zoom`` (and ``p``) trainable.
         antialias: low-pass filter windows that shrink (zoom below ``in / out``) before
@@ -219,10 +223,7 @@ class ZoomCrop(GeometricTransform):
         batch, height, width = batch_shape(images)
         device, dtype = images.device, param_dtype(images)
         noise = distributions.uniform((batch, 3), generator, device, dtype)
-        if zoom is None:
-            zoom = self.zoom.sample(noise[:, 0])
-        else:
-            zoom = self._given(zoom, (batch,), "zoom", images)
+        zoom = self.zoom.sample(noise[:, 0]) if zoom is None else self._given(zoom, (batch,), "zoom", images)
         half = 1.0 / zoom  # half window side in normalised units
         if center is None:
             # Inside: centre uniform in [-1 + half, 1 - half]; outside: uniform in [-1, 1].
@@ -293,7 +294,9 @@ class BoxCrop(GeometricTransform):
         else:
             expected = (batch, 4) if images.ndim == 4 else (4,)
             if tuple(boxes.shape) != expected:
-                raise ValueError(f"boxes must have shape {expected} (one per image) or (K, 4) with batch_index, got {tuple(boxes.shape)}")
+                raise ValueError(
+                    f"boxes must have shape {expected} (one per image) or (K, 4) with batch_index, got {tuple(boxes.shape)}"
+                )
             if images.ndim == 3:
                 boxes = boxes.unsqueeze(0)
         boxes = boxes.to(param_dtype(images))
