@@ -26,6 +26,11 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
     Half precision grids lose sub-pixel accuracy (bfloat16 has 8 mantissa bits: about one
     pixel of error on a 224-pixel image), so half images are sampled in float32.
+
+    Example:
+        >>> import torch
+        >>> compute_dtype(torch.bfloat16), compute_dtype(torch.uint8), compute_dtype(torch.float64)
+        (torch.float32, torch.float32, torch.float64)
     """
     return torch.float64 if dtype == torch.float64 else torch.float32
 

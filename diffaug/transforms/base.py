@@ -85,6 +85,20 @@ class GeometricTransform(nn.Module):
         mode, padding_mode: passed to :func:`diffaug.functional.warp`.
         antialias: passed to :func:`diffaug.functional.warp`: low-pass filter samples the warp
             shrinks (not with ``mode="nearest"``).
+
+    Raises:
+        ValueError: ``p`` outside ``[0, 1]``, an unknown ``mode`` or ``padding_mode``, a
+            non-positive ``temperature``.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> t = da.RandomRotation(degrees=30, p=0.5)  # every transform follows this protocol
+        >>> images = torch.rand(4, 3, 16, 16)
+        >>> params = t.make_params(images, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(t.transform(images, params), t.transform(images, params))  # pure: a replay
+        True
+        >>> isinstance(t, da.GeometricTransform), params.theta.shape, params.applied.shape
+        (True, torch.Size([4, 2, 3]), torch.Size([4]))
     """
 
     def __init__(
