@@ -63,6 +63,8 @@ class Range(nn.Module):
         True
     """
 
+    fixed: Tensor  # buffer (low, high) of a fixed range
+
     def __init__(
         self, bounds: tuple[float, float], domain: tuple[float, float], log: bool = False, learnable: bool = False
     ) -> None:
