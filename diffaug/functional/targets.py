@@ -54,7 +54,14 @@ def inverse_theta(theta: Tensor) -> Tensor:
 
 
 def forward_pixel_matrix(theta: Tensor, in_size: Sequence[int], out_size: Sequence[int]) -> Tensor:
-    """``(..., 3, 3)`` matrix taking *input* pixel coordinates to *output* pixel coordinates."""
+    """``(..., 3, 3)`` matrix taking *input* pixel coordinates to *output* pixel coordinates.
+
+    Example:
+        >>> import torch
+        >>> zoom = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])  # the central half, enlarged
+        >>> forward_pixel_matrix(zoom, (8, 8), (8, 8))[:2].tolist()  # x_out = 2 x_in - 4
+        [[2.0, -0.0, -4.0], [-0.0, 2.0, -4.0]]
+    """
     return invert(pixel_matrix_from_normalized(to_square(theta), in_size, out_size))
 
 

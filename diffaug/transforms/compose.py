@@ -53,6 +53,14 @@ class ComposeParams:
             outer one), else ``None``.
         batched: whether the params were drawn for a batch ``(B, C, H, W)`` (else one image).
         batch_index: ``(K,)``: output ``k`` shows image ``batch_index[k]`` (multi-crop), or ``None``.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> pipe = da.Compose([da.RandomHorizontalFlip(p=1.0), da.Resize((4, 6))])
+        >>> params = pipe.make_params(torch.rand(2, 3, 8, 12))
+        >>> params.in_size, params.size, params.theta[0]
+        ((8, 12), (4, 6), tensor([[-1., 0., 0.],
+                [ 0., 1., 0.]]))
     """
 
     steps: list[Any]

@@ -56,6 +56,12 @@ class AffineParams(Params):
         scale: ``(B,)`` zoom factor (``> 1`` enlarges the content).
         shear: ``(B, 2)`` degrees ``(sx, sy)``.
         center: ``(B, 2)`` pixel centre of rotation, scale and shear.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> params = da.RandomAffine(degrees=(30, 30), scale=(2, 2)).make_params(torch.rand(2, 3, 8, 8))
+        >>> params.angle.tolist(), params.scale.tolist(), params.center.tolist()
+        ([30.0, 30.0], [2.0, 2.0], [[4.0, 4.0], [4.0, 4.0]])
     """
 
     angle: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0))
@@ -72,6 +78,12 @@ class RotationParams(Params):
     Attributes:
         angle: ``(B,)`` degrees, counter-clockwise on screen (torchvision's ``rotate`` convention).
         center: ``(B, 2)`` pixel centre of rotation.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> params = da.RandomRotation(degrees=(90, 90), p=0.0).make_params(torch.rand(2, 3, 8, 8))
+        >>> params.angle.tolist(), params.applied.tolist()
+        ([0.0, 0.0], [0.0, 0.0])
     """
 
     angle: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0))

@@ -26,6 +26,13 @@ class MultiCropParams:
     """Params of every group: ``groups[name]`` is a :class:`ComposeParams` for ``V * B`` outputs.
 
     Each group's ``batch_index`` is ``(V * B,)`` and its ``matrix`` ``(V * B, 3, 3)``, views major.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> mc = da.MultiCrop({"views": (3, da.RandomResizedCrop(8))})
+        >>> params = mc.make_params(torch.rand(2, 3, 16, 16))
+        >>> params.views, params.groups["views"].batch_index.tolist()
+        ({'views': 3}, [0, 1, 0, 1, 0, 1])
     """
 
     groups: dict[str, ComposeParams]
