@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 import diffaug as da
+from diffaug.search.policy import Policy
 
 SIZE = 12  # input side: small enough for compile tests on two shared cores
 OUT = 8
@@ -101,6 +102,14 @@ def cases() -> list[Case]:
         Case("Compose-nested-learnable", _nested_pipeline, learnable=True),
         # Its views gather images with a batch_index, whose range is checked on CPU tensors.
         Case("MultiCrop", _multicrop, output=_views, reads_cpu_values=True),
+        # F.one_hot range-checks its indices on CPU tensors (not on accelerators), like batch_index.
+        Case("Policy", lambda: Policy(num_subpolicies=2, depth=1), learnable=True, reads_cpu_values=True),
+        Case(
+            "Policy-resized",
+            lambda: Policy(num_subpolicies=1, depth=1, size=OUT, hard=False),
+            learnable=True,
+            reads_cpu_values=True,
+        ),
     ]
     return out
 
@@ -114,7 +123,7 @@ def exported_transforms() -> set[str]:
         is_module = isinstance(obj, type) and issubclass(obj, nn.Module)
         if is_module and hasattr(obj, "make_params") and obj is not da.GeometricTransform:
             names.add(name)
-    return names
+    return names | {"Policy"}
 
 
 def covered() -> set[str]:
