@@ -1,9 +1,10 @@
 """Images + theta -> images: the one place diffaug resamples.
 
-One ``affine_grid`` + ``grid_sample`` (``align_corners=False``) per call, batched, on the
-images' device. This module handles what sits around the kernel: single images, crops of a
-gathered batch (``batch_index``), dtypes (half precision sampled in float32 so the grid keeps
-sub-pixel precision, uint8 rounded and clamped back), channels_last and empty batches.
+One sampling grid (``affine_grid``'s, built by :func:`~diffaug.functional.sampling_grid`) +
+``grid_sample`` (``align_corners=False``) per call, batched, on the images' device. This
+module handles what sits around the kernel: single images, crops of a gathered batch
+(``batch_index``), dtypes (half precision sampled in float32 so the grid keeps sub-pixel
+precision, uint8 rounded and clamped back), channels_last and empty batches.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import Tensor
 
 from diffaug.functional import _checks
 from diffaug.functional.antialias import antialiased_sample
-from diffaug.functional.geometry import boxes_to_theta
+from diffaug.functional.geometry import boxes_to_theta, sampling_grid
 
 __all__ = ["warp", "crop", "compute_dtype"]
 
@@ -130,7 +131,8 @@ def _sample(
     if antialias:
         out = antialiased_sample(source, thetas.to(work_dtype), size, mode, padding_mode)
     else:
-        grid = F.affine_grid(thetas.to(work_dtype), [count, channels, *size], align_corners=False)
+        # affine_grid's grid, by broadcasting: its batched matmul cost as much as grid_sample on CPU.
+        grid = sampling_grid(thetas.to(work_dtype), size)
         out = F.grid_sample(source, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
     # uint8 comes back rounded and clamped (bicubic overshoots); other dtypes as they came.
