@@ -1,0 +1,92 @@
+"""The density-matching search: identifiable features, recovery on a fast setting, the CLI and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import diffaug as da
+from diffaug.cli import main
+from diffaug.search import QuantileMatcher, SearchConfig, features, search, texture_bank
+
+FAST = {"steps": 80, "batch": 128, "targets": 1024, "size": 32, "source_size": 32}
+
+
+def test_features_reveal_crop_area_and_rotation() -> None:
+    bank = texture_bank(4, 48, generator=torch.Generator().manual_seed(0))
+    images = bank[torch.arange(64) % 4]
+    small = features(da.RandomResizedCrop(48, scale=(0.1, 0.15))(images))
+    large = features(da.RandomResizedCrop(48, scale=(0.8, 0.9))(images))
+    # Zoomed-in crops show the texture larger: lower apparent frequency (column 2 = log freq_x + log freq_y).
+    assert float(small[:, 0, 2].max()) < float(large[:, 0, 2].min())
+    # The grating (channel 1) rotated by +20 / -20 degrees: the doubled orientation's sine changes sign.
+    plus = features(da.RandomRotation((20.0, 20.0))(images))
+    minus = features(da.RandomRotation((-20.0, -20.0))(images))
+    assert float(plus[:, 1, 4].mean()) * float(minus[:, 1, 4].mean()) < 0
+
+
+def test_quantile_matcher_is_zero_in_expectation_at_the_target() -> None:
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(20000, 1, generator=generator)
+    matcher = QuantileMatcher(target, 256, generator=generator)
+    same = torch.stack([matcher(torch.rand(256, 1, generator=generator)) for _ in range(200)]).mean()
+    narrower = torch.stack([matcher(0.1 + 0.8 * torch.rand(256, 1, generator=generator)) for _ in range(200)]).mean()
+    assert abs(float(same)) < 0.002 < float(narrower)
+
+
+@pytest.mark.parametrize(("scale", "seed"), [((0.2, 0.45), 0), ((0.6, 1.0), 1)])
+def test_search_recovers_a_hidden_crop_scale(scale: tuple[float, float], seed: int) -> None:
+    result = search(SearchConfig(target_scale=scale, seed=seed, **FAST))
+    assert result["target"] == {"scale": list(scale)}
+    learned = result["learned"]["scale"]  # type: ignore[index]
+    assert result["max_abs_error"] == pytest.approx(max(abs(a - b) for a, b in zip(learned, scale, strict=True)), abs=1e-3)
+    assert result["max_abs_error"] <= 0.05, result
+    # It moved from the broad start (0.08, 1.0).
+    history = result["history"]["scale"]  # type: ignore[index]
+    assert history[0][0] < 0.12 and len(history) == FAST["steps"]
+
+
+def test_cli_prints_json_last_and_writes_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["search", "--target-scale", "0.3", "0.6", "--target-degrees", "20", "--steps", "3", "--batch", "8"]
+        + ["--seed", "2", "--out", str(tmp_path), "--no-progress"]
+    )
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert set(result) == {"target", "learned", "max_abs_error", "seconds"}
+    assert result["target"] == {"scale": [0.3, 0.6], "degrees": [-20.0, 20.0]}
+    assert len(result["learned"]["scale"]) == 2 and len(result["learned"]["degrees"]) == 2
+    assert (tmp_path / "search.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "history.json").read_text())["history"]["scale"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target-scale", "0.6", "0.3"], "LO <= HI"),
+        (["--target-scale", "0", "0.5"], "0 < LO"),
+        (["--target-scale", "0.5", "1.2"], "HI <= 1"),
+        (["--target-degrees", "120"], "target_degrees"),
+        (["--target-degrees", "-5"], "target_degrees"),
+        (["--steps", "0"], "steps"),
+        (["--batch", "1"], "batch"),
+    ],
+)
+def test_cli_rejects_bad_arguments(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", *args, "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="nothing to search"):
+        SearchConfig()
+    with pytest.raises(ValueError, match="matcher"):
+        SearchConfig(target_scale=(0.2, 0.5), matcher="critic")
+    with pytest.raises(ValueError, match="lr"):
+        SearchConfig(target_scale=(0.2, 0.5), lr=0.0)
+    with pytest.raises(TypeError, match="pair"):
+        SearchConfig(target_scale=(0.2,))  # type: ignore[arg-type]
