@@ -83,6 +83,8 @@ class Range(nn.Module):
         if not learnable:
             self.register_buffer("fixed", torch.tensor([low, high], dtype=torch.float32), persistent=False)
             self.raw = None
+            # sample()'s affine map as Python numbers: two or three ops per draw instead of a dozen.
+            self._offset, self._span = (math.log(low), math.log(high) - math.log(low)) if log else (low, high - low)
             return
         if math.isfinite(b) and not log:
             eps = _EDGE * (b - a)
@@ -113,6 +115,9 @@ class Range(nn.Module):
 
     def sample(self, noise: Tensor) -> Tensor:
         """Map ``U(0, 1)`` noise (any shape) to values in the range, reparameterised."""
+        if self.raw is None:
+            value = noise * self._span + self._offset
+            return torch.exp(value) if self.log else value
         low, high = self.bounds()
         low, high = low.to(noise), high.to(noise)
         if self.log:

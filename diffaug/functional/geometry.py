@@ -112,11 +112,12 @@ def boxes_to_theta(boxes: Tensor, size: Sequence[int]) -> Tensor:
         tensor([[1., 0., 0.],
                 [0., 1., 0.]])
     """
-    u1, v1, u2, v2 = boxes_to_normalized(boxes, size).unbind(-1)
-    zero = torch.zeros_like(u1)
-    row_x = torch.stack([(u2 - u1) / 2, zero, (u2 + u1) / 2], dim=-1)
-    row_y = torch.stack([zero, (v2 - v1) / 2, (v2 + v1) / 2], dim=-1)
-    return torch.stack([row_x, row_y], dim=-2)
+    corners = boxes_to_normalized(boxes, size)
+    first, last = corners[..., :2], corners[..., 2:]  # (u1, v1), (u2, v2)
+    half = (last - first) / 2  # (sx, sy)
+    mid = (last + first) / 2  # (tx, ty)
+    # [[sx, 0, tx], [0, sy, ty]] in a handful of ops: this runs on every crop call.
+    return torch.cat([torch.diag_embed(half), mid.unsqueeze(-1)], dim=-1)
 
 
 def theta_to_boxes(theta: Tensor, size: Sequence[int]) -> Tensor:
