@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffaug.functional.geometry import output_pixel_scale
+from diffaug.functional.geometry import output_pixel_scale, sampling_grid
 
-__all__ = ["antialiased_sample", "affine_grid", "pyramid_sizes", "level_weights"]
+__all__ = ["antialiased_sample", "pyramid_sizes", "level_weights"]
 
 # Half an octave between levels: level j is 2**(j / 2) times smaller than the input.
 _STEP = 0.5
@@ -108,26 +108,6 @@ def _chain(base: Tensor, sizes: Sequence[Sequence[int]]) -> list[Tensor]:
     return [base] + [_resize(base, size) for size in sizes[1:]]
 
 
-def affine_grid(theta: Tensor, size: Sequence[int]) -> Tensor:
-    """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` as two broadcast sums.
-
-    The same values (up to rounding) for ``(B, 2, 3)`` theta; it skips the batched matrix
-    product over every output pixel, which dominates ``affine_grid`` on a CPU.
-
-    Example:
-        >>> theta = torch.randn(3, 2, 3)
-        >>> torch.allclose(affine_grid(theta, (5, 7)), F.affine_grid(theta, [3, 1, 5, 7], align_corners=False), atol=1e-6)
-        True
-    """
-    height, width = size
-    xs = (torch.arange(width, device=theta.device, dtype=theta.dtype) * 2 + 1) / width - 1
-    ys = (torch.arange(height, device=theta.device, dtype=theta.dtype) * 2 + 1) / height - 1
-    linear_x = theta[:, :, 0:1] * xs  # (B, 2, w)
-    linear_y = theta[:, :, 1:2] * ys + theta[:, :, 2:3]  # (B, 2, h)
-    grid = linear_y.unsqueeze(-1) + linear_x.unsqueeze(-2)  # (B, 2, h, w)
-    return grid.permute(0, 2, 3, 1)
-
-
 def antialiased_sample(
     images: Tensor,
     theta: Tensor,
@@ -165,12 +145,12 @@ def antialiased_sample(
     """
     in_size = tuple(images.shape[-2:])
     out_size = tuple(size)
-    count, channels = images.shape[:2]
     sizes = pyramid_sizes(in_size, out_size)
     depth = len(sizes) - 1
     shrink = output_pixel_scale(theta, in_size, out_size)  # (B, 2) as (x, y)
     # One grid serves every level: normalised coordinates do not depend on the level's size.
-    grid = affine_grid(theta, out_size)
+    # The plain warp's own grid, so that level 0 matches it bit for bit.
+    grid = sampling_grid(theta, out_size)
 
     taps: list[tuple[Tensor, Tensor]] = []
     if per_axis:
@@ -184,10 +164,11 @@ def antialiased_sample(
         weights = level_weights(shrink.amax(dim=-1), depth)
         taps = [(level, weights[:, j]) for j, level in enumerate(_chain(images, sizes))]
 
-    out: Tensor | None = None
-    for level, weight in taps:
+    # The weights sum to one, so out = S0 + sum_j w_j (S_j - S0): exactly level 0 where it
+    # gets all the weight (x + 0 * y == x), which the no-shrink case relies on.
+    base = F.grid_sample(taps[0][0], grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    out = base
+    for level, weight in taps[1:]:
         sample = F.grid_sample(level, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-        weight = weight.to(sample.dtype).view(-1, 1, 1, 1)
-        out = sample * weight if out is None else torch.addcmul(out, sample, weight)
-    assert out is not None
+        out = torch.addcmul(out, sample - base, weight.to(base.dtype).view(-1, 1, 1, 1))
     return out

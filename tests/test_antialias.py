@@ -1,0 +1,315 @@
+"""Antialiased warps and crops: no change without shrinking, aliasing bounds, fidelity, gradients."""
+
+from __future__ import annotations
+
+import math
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from torchvision.transforms.v2 import functional as TF
+
+import diffaug as da
+from diffaug import functional as daf
+from diffaug.functional.antialias import antialiased_sample, level_weights, pyramid_sizes
+
+
+def sinusoid(n: int, frequency: float = 0.3, phase: float = 0.0, angle: float = 0.0) -> torch.Tensor:
+    """``0.5 + 0.5 sin(2 pi f (x cos a + y sin a) + phase)`` at pixel centres, ``(1, 1, n, n)`` float64."""
+    y, x = torch.meshgrid(torch.arange(n) + 0.5, torch.arange(n) + 0.5, indexing="ij")
+    along = x * math.cos(angle) + y * math.sin(angle)
+    return (0.5 + 0.5 * torch.sin(2 * math.pi * frequency * along + phase)).double().view(1, 1, n, n)
+
+
+def zone_plate(n: int, low: float = 0.25, high: float = 0.5) -> torch.Tensor:
+    """Rings from ``low`` to ``high`` cycles/pixel: all above the Nyquist limit once shrunk 2x or more."""
+    y, x = torch.meshgrid(torch.arange(n) + 0.5 - n / 2, torch.arange(n) + 0.5 - n / 2, indexing="ij")
+    r = torch.sqrt(x * x + y * y)
+    phase = 2 * math.pi * (low * r + (high - low) * r * r / (2 * n / math.sqrt(2)))
+    return (0.5 + 0.5 * torch.cos(phase)).double().view(1, 1, n, n)
+
+
+def residual(out: torch.Tensor, margin: int = 2) -> float:
+    """Root mean square distance to the ideal flat 0.5, away from the border."""
+    return (out[..., margin:-margin, margin:-margin] - 0.5).square().mean().sqrt().item()
+
+
+def whole(n: int) -> torch.Tensor:
+    return torch.tensor([[0.0, 0.0, float(n), float(n)]], dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------- no change when not shrinking
+@st.composite
+def non_shrinking(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """Images and an affine theta (rotation, scale, shear, shift) whose output pixels span <= 1 input pixel."""
+    height, width = draw(st.integers(2, 12)), draw(st.integers(2, 12))
+    out = (draw(st.integers(1, 16)), draw(st.integers(1, 16)))
+    angle = draw(st.floats(-math.pi, math.pi))
+    shear = draw(st.floats(-0.5, 0.5))
+    shift = (draw(st.floats(-4.0, 4.0)), draw(st.floats(-4.0, 4.0)))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(draw(st.integers(1, 3)), draw(st.integers(1, 3)), height, width, generator=g, dtype=torch.float64)
+    pixel = daf.translate_matrix(torch.tensor(shift[0]), torch.tensor(shift[1]))
+    pixel = pixel @ daf.rotate_matrix(torch.tensor(angle)) @ daf.shear_matrix(torch.tensor(shear), torch.tensor(0.0))
+    pixel = pixel.double()
+    theta = daf.normalized_from_pixel_matrix(pixel, (height, width), out)[:2].expand(images.shape[0], 2, 3)
+    # Rescale so that the larger per-axis footprint is at most one input pixel.
+    span = daf.output_pixel_scale(theta, (height, width), out).amax(-1)
+    factor = draw(st.floats(0.2, 1.0)) / span.clamp(min=1e-6)
+    theta = torch.cat([theta[..., :2] * factor.view(-1, 1, 1), theta[..., 2:]], dim=-1)
+    return images, theta.contiguous(), out
+
+
+@given(non_shrinking(), st.sampled_from(["bilinear", "bicubic"]), st.sampled_from(["zeros", "border", "reflection"]))
+def test_no_shrink_gives_exactly_the_plain_warp(case, mode, padding_mode):
+    images, theta, out = case
+    plain = daf.warp(images, theta, out, mode=mode, padding_mode=padding_mode)
+    aa = daf.warp(images, theta, out, mode=mode, padding_mode=padding_mode, antialias=True)
+    assert torch.equal(aa, plain)
+
+
+@given(st.integers(1, 20), st.integers(1, 20), st.integers(0, 10), st.integers(0, 10), st.integers(0, 8), st.integers(0, 8))
+def test_crops_resized_up_or_kept_are_unchanged(crop_h, crop_w, top, left, extra_h, extra_w):
+    images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    boxes = torch.tensor([[left, top, left + crop_w, top + crop_h]] * 2, dtype=torch.float64)
+    size = (crop_h + extra_h, crop_w + extra_w)  # at least as large as the crop
+    assert torch.equal(daf.crop(images, boxes, size, antialias=True), daf.crop(images, boxes, size))
+
+
+def test_per_sample_amounts_in_one_batch():
+    """A 0.9x crop (enlarged) and a 0.1x crop (shrunk 10x) in one batch: each as if alone."""
+    images = torch.rand(2, 3, 320, 320, dtype=torch.float64)
+    boxes = torch.tensor([[10.0, 20.0, 38.8, 48.8], [0.0, 0.0, 320.0, 320.0]], dtype=torch.float64)
+    together = daf.crop(images, boxes, 32, antialias=True)
+    for i in range(2):
+        alone = daf.crop(images[i : i + 1], boxes[i : i + 1], 32, antialias=True)
+        torch.testing.assert_close(together[i : i + 1], alone, rtol=0, atol=1e-12)
+    assert torch.equal(together[0], daf.crop(images[:1], boxes[:1], 32)[0])
+    # The shrunk one is filtered: far smoother than plain sampling of a noise image.
+    assert together[1].std() < 0.5 * daf.crop(images[1:], boxes[1:], 32).std()
+
+
+# --------------------------------------------------------------------------- aliasing
+@pytest.mark.parametrize("factor", [2, 4, 8])
+@pytest.mark.parametrize("pattern", ["sinusoid", "zone plate"])
+def test_aliasing_within_twice_an_antialiased_resize(pattern, factor):
+    n = 512
+    image = sinusoid(n) if pattern == "sinusoid" else zone_plate(n)
+    size = n // factor
+    aa = residual(daf.crop(image, whole(n), size, antialias=True))
+    reference = residual(F.interpolate(image, size=(size, size), mode="bilinear", antialias=True))
+    plain = residual(daf.crop(image, whole(n), size))
+    assert aa <= 2.0 * reference
+    if factor == 4:
+        assert aa <= plain / 10
+
+
+@settings(max_examples=25)
+@given(st.floats(2.0, 8.0), st.floats(0.0, 2 * math.pi), st.floats(0.0, math.pi / 2), st.floats(0.0, 8.0), st.floats(0.0, 8.0))
+def test_sinusoid_bound_over_shrink_factors_and_phases(factor, phase, angle, left, top):
+    """Close to an antialiased resize of the same crop; where the resize's tent has a null the
+    pyramid cannot follow it, so the bound adds a term that shrinks with the factor."""
+    n, out = 256, 24
+    image = sinusoid(n, 0.3, phase, angle)
+    side = out * factor
+    box = torch.tensor([[left, top, left + side, top + side]], dtype=torch.float64)
+    aa = residual(daf.crop(image, box, out, antialias=True), 1)
+    plain = residual(daf.crop(image, box, out), 1)
+    l0, t0, s = round(left), round(top), round(side)
+    reference = residual(F.interpolate(image[..., t0 : t0 + s, l0 : l0 + s], size=(out, out), mode="bilinear", antialias=True), 1)
+    assert aa <= 2.0 * reference + 0.3 * plain * 2.0 / factor
+
+
+def test_rotated_warp_is_filtered_by_its_jacobian():
+    """A 30 degree rotation that shrinks 4x: the footprint comes from the Jacobian, not a box."""
+    n, out = 256, 64
+    image = sinusoid(n, 0.3, 0.0, angle=0.4)
+    c, s = math.cos(math.pi / 6), math.sin(math.pi / 6)
+    theta = torch.tensor([[[c, s, 0.0], [-s, c, 0.0]]], dtype=torch.float64)  # whole image, rotated
+    torch.testing.assert_close(daf.output_pixel_scale(theta, (n, n), (out, out)), torch.full((1, 2), 4.0, dtype=torch.float64))
+    # 0.7 of the extent keeps the rotated window inside the image; 44 outputs: 4.07 input pixels each.
+    aa = daf.warp(image, theta * 0.7, (44, 44), antialias=True)
+    plain = daf.warp(image, theta * 0.7, (44, 44))
+    assert residual(aa, 4) < residual(plain, 4) / 10
+
+
+def test_per_axis_filters_only_the_axis_that_shrinks():
+    """Shrinking x by 4 and keeping y: with per_axis, a pattern constant along x is untouched;
+    the default (one level from the more shrunk axis) blurs y too."""
+    n = 64
+    y = torch.arange(n, dtype=torch.float64) + 0.5
+    rows = (0.5 + 0.5 * torch.sin(2 * math.pi * 0.2 * y)).view(1, 1, n, 1).expand(1, 1, n, n).contiguous()
+    theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)
+    size = (n, n // 4)
+    plain = daf.warp(rows, theta, size)
+    per_axis = antialiased_sample(rows, theta, size, per_axis=True)
+    torch.testing.assert_close(per_axis[..., 2:-2, :], plain[..., 2:-2, :], rtol=0, atol=1e-6)
+    isotropic = antialiased_sample(rows, theta, size)
+    assert (isotropic - plain)[..., 2:-2, :].abs().max() > 0.05
+
+
+@settings(max_examples=15)
+@given(st.floats(0.0, 60.0), st.floats(0.0, 60.0), st.floats(80.0, 190.0), st.floats(0.7, 1.4), st.integers(8, 40))
+def test_levels_stay_aligned_a_ramp_is_preserved(left, top, width, aspect, out):
+    """Every filter is symmetric, so a linear ramp must come out as plain sampling gives it:
+    a level shifted by any fraction of a pixel would show here."""
+    n = 256
+    y, x = torch.meshgrid(torch.arange(n) + 0.5, torch.arange(n) + 0.5, indexing="ij")
+    ramp = (x / n + 2 * y / n).double().view(1, 1, n, n)
+    box = torch.tensor([[left, top, left + width, top + min(width * aspect, 190.0)]], dtype=torch.float64)
+    aa = daf.crop(ramp, box, out, antialias=True)
+    plain = daf.crop(ramp, box, out)
+    torch.testing.assert_close(aa[..., 1:-1, 1:-1], plain[..., 1:-1, 1:-1], rtol=0, atol=2e-3)
+
+
+# --------------------------------------------------------------------------- fidelity
+def _astronaut() -> torch.Tensor:
+    from skimage import data
+
+    return torch.from_numpy(data.astronaut().copy()).permute(2, 0, 1).unsqueeze(0).double() / 255.0
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (10 * torch.log10(1.0 / (a - b).square().mean())).item()
+
+
+@pytest.mark.parametrize(("factor", "allowed_db"), [(2, 1.0), (2.5, 1.0), (3, 1.5), (4, 1.0), (5, 1.0), (6, 1.0), (8, 1.0)])
+def test_photo_fidelity_close_to_torchvision_against_lanczos(factor, allowed_db):
+    """PSNR against Pillow's Lanczos resize of the integer crop, compared with torchvision's
+    antialiased resize of the same crop. About 3x the pyramid is 1.4 dB short (see the docs)."""
+    from PIL import Image
+
+    image = _astronaut()
+    pil = Image.fromarray(np.ascontiguousarray((image[0].permute(1, 2, 0) * 255).round().byte().numpy()))
+    out = 56
+    side = round(out * factor)
+    left, top = (512 - side) // 3, (512 - side) // 2
+    reference = np.asarray(pil.crop((left, top, left + side, top + side)).resize((out, out), Image.LANCZOS)).copy()
+    reference = torch.from_numpy(reference).permute(2, 0, 1).unsqueeze(0).double() / 255.0
+    box = torch.tensor([[left, top, left + side, top + side]], dtype=torch.float64)
+    ours = _psnr(daf.crop(image, box, out, antialias=True), reference)
+    torchvision = _psnr(TF.resize(image[..., top : top + side, left : left + side], [out, out], antialias=True), reference)
+    assert ours >= torchvision - allowed_db
+
+
+# --------------------------------------------------------------------------- gradients
+@pytest.mark.parametrize("per_axis", [False, True])
+def test_gradcheck_images_and_theta(per_axis):
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 2, 14, 13, generator=g, dtype=torch.float64, requires_grad=True)
+    # Shrinks of about 2.6 and 1.8 (x) / 3.1 and 2.2 (y): between levels, away from the tent's kinks.
+    theta = torch.tensor(
+        [[[0.93, 0.05, 0.03], [-0.04, 0.87, -0.02]], [[0.62, -0.03, 0.1], [0.02, 0.68, 0.05]]], dtype=torch.float64
+    ).requires_grad_()
+
+    def fn(images, theta):
+        return antialiased_sample(images, theta, (4, 5), per_axis=per_axis)
+
+    assert torch.autograd.gradcheck(fn, (images, theta), atol=1e-6)
+
+
+def test_theta_gradient_includes_the_amount_of_filtering():
+    """Detaching the level weights changes d/dtheta: the blend between levels is differentiable."""
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(1, 1, 40, 40, generator=g, dtype=torch.float64)
+    theta = torch.tensor([[[0.8, 0.0, 0.05], [0.0, 0.8, -0.05]]], dtype=torch.float64, requires_grad=True)
+    (grad_full,) = torch.autograd.grad(antialiased_sample(images, theta, (8, 8)).square().sum(), theta)
+
+    import diffaug.functional.antialias as module
+
+    original = module.level_weights
+    try:
+        module.level_weights = lambda scale, depth: original(scale.detach(), depth)
+        (grad_fixed,) = torch.autograd.grad(antialiased_sample(images, theta, (8, 8)).square().sum(), theta)
+    finally:
+        module.level_weights = original
+    assert (grad_full - grad_fixed).abs().max() > 1e-6
+
+
+def test_gradients_reach_rrc_scale_and_zoomcrop_zoom_with_antialias():
+    images = torch.rand(4, 3, 64, 64)
+    rrc = da.RandomResizedCrop(16, scale=(0.3, 0.9), learnable=True, antialias=True)
+    rrc(images).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in rrc.scale.parameters())
+    zoom = torch.tensor([0.5, 0.8, 1.0, 1.5], requires_grad=True)
+    da.ZoomCrop(32, antialias=True)(images, zoom=zoom, center=torch.zeros(4, 2)).sum().backward()
+    assert zoom.grad is not None and torch.isfinite(zoom.grad).all() and zoom.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- dtypes, shapes, transforms
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8])
+def test_dtypes_come_back_and_match_float32(dtype):
+    g = torch.Generator().manual_seed(2)
+    base = torch.rand(2, 3, 48, 40, generator=g)
+    images = (base * 255).round().to(torch.uint8) if dtype == torch.uint8 else base.to(dtype)
+    boxes = torch.tensor([[1.5, 2.0, 39.0, 45.5], [0.0, 0.0, 20.0, 30.0]])
+    out = daf.crop(images, boxes, (12, 10), antialias=True)
+    assert out.dtype == dtype and out.shape == (2, 3, 12, 10)
+    expected = daf.crop(images.float(), boxes, (12, 10), antialias=True)
+    tolerance = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 0, torch.float64: 1e-6, torch.uint8: 0.5 + 1e-3}[dtype]
+    torch.testing.assert_close(out.float(), expected.round() if dtype == torch.uint8 else expected, rtol=0, atol=tolerance + 1e-6)
+
+
+def test_single_image_batch_index_and_empty_batch():
+    images = torch.rand(3, 3, 40, 40)
+    boxes = torch.tensor([[0.0, 0.0, 40.0, 40.0], [5.0, 5.0, 35.0, 25.0]])
+    index = torch.tensor([2, 0])
+    gathered = daf.crop(images, boxes, 10, batch_index=index, antialias=True)
+    torch.testing.assert_close(gathered, daf.crop(images[index], boxes, 10, antialias=True))
+    single = daf.crop(images[0], boxes[0], 10, antialias=True)
+    torch.testing.assert_close(single, daf.crop(images[:1], boxes[:1], 10, antialias=True)[0])
+    empty = daf.crop(images[:0], boxes[:0], 10, antialias=True)
+    assert empty.shape == (0, 3, 10, 10)
+
+
+def test_transforms_pass_antialias_to_the_warp():
+    images = torch.rand(3, 3, 96, 80)
+    g = torch.Generator().manual_seed(3)
+    rrc = da.RandomResizedCrop(24)
+    assert rrc.antialias is False  # measured default, see docs/antialias.md
+    params = rrc.make_params(images, generator=g)
+    torch.testing.assert_close(
+        da.RandomResizedCrop(24, antialias=True).transform(images, params), daf.crop(images, params.boxes, 24, antialias=True)
+    )
+    torch.testing.assert_close(rrc.transform(images, params), daf.crop(images, params.boxes, 24))
+    boxes = torch.tensor([[0.0, 0.0, 80.0, 96.0]] * 3)
+    torch.testing.assert_close(da.BoxCrop(12, antialias=True)(images, boxes), daf.crop(images, boxes, 12, antialias=True))
+    zoom = da.ZoomCrop(20, zoom=(0.5, 0.5), antialias=True)
+    zparams = zoom.make_params(images, generator=g)
+    torch.testing.assert_close(zoom.transform(images, zparams), daf.warp(images, zparams.theta, 20, antialias=True))
+
+
+# --------------------------------------------------------------------------- bad input
+def test_antialias_with_nearest_is_an_error():
+    images = torch.rand(1, 1, 8, 8)
+    with pytest.raises(ValueError, match="antialias"):
+        daf.crop(images, torch.tensor([[0.0, 0.0, 8.0, 8.0]]), 4, mode="nearest", antialias=True)
+    with pytest.raises(ValueError, match="antialias"):
+        daf.warp(images, torch.eye(2, 3).unsqueeze(0), 4, mode="nearest", antialias=True)
+    with pytest.raises(ValueError, match="antialias"):
+        da.RandomResizedCrop(4, mode="nearest", antialias=True)
+    # nearest without antialias stays available (labels, masks).
+    assert daf.crop(images, torch.tensor([[0.0, 0.0, 8.0, 8.0]]), 4, mode="nearest").shape == (1, 1, 4, 4)
+
+
+@pytest.mark.parametrize("value", [1, "yes", None, torch.tensor(True)])
+def test_antialias_must_be_a_bool(value):
+    with pytest.raises(TypeError, match="antialias"):
+        daf.warp(torch.rand(1, 1, 8, 8), torch.eye(2, 3).unsqueeze(0), 4, antialias=value)
+    with pytest.raises(TypeError, match="antialias"):
+        da.BoxCrop(4, antialias=value)
+
+
+# --------------------------------------------------------------------------- helpers
+def test_pyramid_depth_follows_static_shapes_and_weights_sum_to_one():
+    assert len(pyramid_sizes((448, 448), (224, 224))) == 2
+    assert len(pyramid_sizes((64, 64), (64, 64))) == 2  # zoom-outs still get one level
+    assert pyramid_sizes((3, 2), (1, 1))[-1] == (1, 1)
+    scale = torch.logspace(-1, 4, 200, base=2.0, dtype=torch.float64)
+    weights = level_weights(scale, 5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(200, dtype=torch.float64))
+    assert (weights[scale <= 2**0.55, 0] == 1).all()
