@@ -373,6 +373,7 @@ def sampling_grid(theta: Tensor, size: Sequence[int]) -> Tensor:
     height, width = size
     xs = torch.linspace(-1.0 + 1.0 / width, 1.0 - 1.0 / width, width, device=theta.device, dtype=theta.dtype)
     ys = torch.linspace(-1.0 + 1.0 / height, 1.0 - 1.0 / height, height, device=theta.device, dtype=theta.dtype)
-    columns = theta[:, :, 0, None, None] * xs.view(1, 1, 1, width)  # (B, 2, 1, w)
-    rows = torch.addcmul(theta[:, :, 2, None, None], theta[:, :, 1, None, None], ys.view(1, 1, height, 1))  # (B, 2, h, 1)
+    scale_x, scale_y, shift = theta.unsqueeze(-1).unsqueeze(-1).unbind(2)  # each (B, 2, 1, 1)
+    columns = scale_x * xs.view(1, 1, 1, width)  # (B, 2, 1, w)
+    rows = torch.addcmul(shift, scale_y, ys.view(1, 1, height, 1))  # (B, 2, h, 1)
     return (columns + rows).permute(0, 2, 3, 1)
