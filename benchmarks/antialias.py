@@ -93,8 +93,9 @@ def supersample(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
     height, width = images.shape[-2:]
     taps_n = max(1, math.ceil(max(height / size[0], width / size[1])))
     shrink = output_pixel_scale(theta, (height, width), size)
-    # Spread (fraction of an output pixel) grows from 0 at shrink 1 to the whole pixel.
-    spread = (1.0 - 1.0 / shrink.amax(-1).clamp(min=1.0)).view(-1, 1)
+    # Spread (fraction of an output pixel covered by the taps) grows from 0 at shrink 1 to the
+    # whole output pixel at shrink 2 and beyond: no change where the warp does not shrink.
+    spread = (shrink.amax(-1) - 1.0).clamp(0.0, 1.0).view(-1, 1)
     out = None
     for i in range(taps_n):
         for j in range(taps_n):
