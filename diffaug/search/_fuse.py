@@ -66,6 +66,13 @@ def check_gradient_path(module: nn.Module) -> None:
 
     Raises:
         ValueError: naming the transform.
+
+    Example:
+        >>> import diffaug as da
+        >>> check_gradient_path(da.RandomRotation(10, learnable=True, mode="nearest"))
+        Traceback (most recent call last):
+        ...
+        ValueError: RandomRotation at 'top level' has learnable degrees.raw but mode='nearest': ...
     """
     for name, sub in module.named_modules():
         if not isinstance(sub, GeometricTransform) or getattr(sub, "mode", "bilinear") != "nearest":

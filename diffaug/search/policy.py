@@ -103,6 +103,12 @@ class Stage(nn.Module):
         temperature: Gumbel-softmax temperature, ``> 0``.
         hard: one operation per sample in the forward pass (straight-through gradient); with
             ``False`` the operations' matrices are mixed with the relaxed weights.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> stage = Stage([da.RandomRotation(10, learnable=True), da.RandomHorizontalFlip(p=1.0)])
+        >>> stage.matrix(torch.zeros(4, 1, 8, 8)).shape, stage.probabilities().tolist()
+        (torch.Size([4, 3, 3]), [0.5, 0.5])
     """
 
     def __init__(self, ops: Sequence[GeometricTransform], temperature: float = 0.5, hard: bool = True) -> None:
