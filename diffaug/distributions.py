@@ -83,7 +83,9 @@ class Range(nn.Module):
         if not learnable:
             self.register_buffer("fixed", torch.tensor([low, high], dtype=torch.float32), persistent=False)
             self.raw = None
-            # sample()'s affine map as Python numbers: two or three ops per draw instead of a dozen.
+            # The bounds as Python numbers (readable under torch.compile without a data-dependent
+            # guard) and sample()'s affine map: two or three ops per draw instead of a dozen.
+            self.fixed_values: tuple[float, float] | None = (low, high)
             self._offset, self._span = (math.log(low), math.log(high) - math.log(low)) if log else (low, high - low)
             return
         if math.isfinite(b) and not log:
@@ -98,6 +100,7 @@ class Range(nn.Module):
             high = max(high, low + _EDGE)
             raw = [low, _softplus_inverse(high - low)]
         self.raw = nn.Parameter(torch.tensor(raw, dtype=torch.float32))
+        self.fixed_values = None
 
     def bounds(self) -> tuple[Tensor, Tensor]:
         """``(low, high)`` as 0-d tensors, differentiable in the raw parameters."""

@@ -115,44 +115,43 @@ class RandomResizedCrop(GeometricTransform):
         device, dtype = images.device, param_dtype(images)
         noise = distributions.uniform((batch, _TRIES + 1, 2), generator, device, dtype)
         tries, position = noise[:, :_TRIES], noise[:, _TRIES]
-        area = float(height * width)
-        target_area = area * self.scale.sample(tries[..., 0])
+        # Every try at once as (B, tries, 2) sizes (w, h): this runs on every call, so it is
+        # written in few tensor ops (per-call overhead dominates small batches).
+        target_area = self.scale.sample(tries[..., 0]) * float(height * width)
         aspect = self.ratio.sample(tries[..., 1])
-        widths = torch.sqrt(target_area * aspect)
-        heights = torch.sqrt(target_area / aspect)
-        fits = (widths <= width) & (heights <= height)
-        # The first try that fits, chosen by mask (no data-dependent control flow).
-        first = fits & (torch.cumsum(fits.to(torch.int32), dim=1) == 1)
-        found = fits.any(dim=1)
-        chosen_w = torch.where(first, widths, torch.zeros_like(widths)).sum(dim=1)
-        chosen_h = torch.where(first, heights, torch.zeros_like(heights)).sum(dim=1)
-        fallback_w, fallback_h = self._fallback(height, width, widths)
-        crop_w = torch.where(found, chosen_w, fallback_w)
-        crop_h = torch.where(found, chosen_h, fallback_h)
+        sizes = torch.sqrt(torch.stack([target_area * aspect, target_area / aspect], dim=-1))
+        canvas = sizes.new_tensor([float(width), float(height)])
+        fits = (sizes <= canvas).all(dim=-1)
+        found = fits.any(dim=1, keepdim=True)
+        # The first try that fits (argmax returns the first maximum); no data-dependent control flow.
+        first = fits.to(torch.uint8).argmax(dim=1).view(batch, 1, 1)
+        chosen = torch.take_along_dim(sizes, first, dim=1).squeeze(1)
+        crop = torch.where(found, chosen, self._fallback(height, width, sizes))
         # Uniform over the places an accepted crop fits; torchvision centres the fallback.
-        position = torch.where(found.unsqueeze(-1), position, torch.full_like(position, 0.5))
-        left = position[:, 0] * (width - crop_w)
-        top = position[:, 1] * (height - crop_h)
-        boxes = torch.stack([left, top, left + crop_w, top + crop_h], dim=-1)
+        corner = torch.where(found, position, 0.5) * (canvas - crop)
+        boxes = torch.cat([corner, corner + crop], dim=-1)
 
         applied = self.draw_applied(batch, generator, device, dtype)
-        whole = _whole_image(batch, height, width, boxes)
-        boxes = whole + applied.unsqueeze(-1) * (boxes - whole)
+        if self.p_logit is not None or self.p_fixed < 1.0:
+            whole = _whole_image(batch, height, width, boxes)
+            boxes = whole + applied.unsqueeze(-1) * (boxes - whole)
         return _crop_params(boxes, self.size, (height, width), applied)
 
-    def _fallback(self, height: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
-        """torchvision's centred fallback, continuous: the largest crop of an allowed ratio."""
-        ratio_low, ratio_high = self.ratio.bounds()
-        ratio_low, ratio_high = ratio_low.to(like), ratio_high.to(like)
+    def _fallback(self, height: int, width: int, like: Tensor) -> Tensor:
+        """torchvision's centred fallback, continuous: the largest crop of an allowed ratio, ``(2,)`` as (w, h)."""
         in_ratio = width / height
+        if self.ratio.fixed_values is not None:
+            ratio_low, ratio_high = self.ratio.fixed_values
+            fixed_w = height * ratio_high if in_ratio > ratio_high else float(width)
+            fixed_h = width / ratio_low if in_ratio < ratio_low else float(height)
+            return like.new_tensor([fixed_w, fixed_h])
+        low, high = self.ratio.bounds()
+        low, high = low.to(like), high.to(like)
         full_w = like.new_tensor(float(width))
         full_h = like.new_tensor(float(height))
-        too_tall = in_ratio < ratio_low
-        too_wide = in_ratio > ratio_high
-        fallback_w = torch.where(too_wide, full_h * ratio_high, full_w)
-        fallback_h = torch.where(too_tall, full_w / ratio_low, full_h)
-        batch = like.shape[0]
-        return fallback_w.expand(batch), fallback_h.expand(batch)
+        fallback_w = torch.where(in_ratio > high, full_h * high, full_w)
+        fallback_h = torch.where(in_ratio < low, full_w / low, full_h)
+        return torch.stack([fallback_w, fallback_h])
 
 
 class ZoomCrop(GeometricTransform):
