@@ -108,7 +108,7 @@ def test_aliasing_within_twice_an_antialiased_resize(pattern, factor):
         assert aa <= plain / 10
 
 
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(st.floats(2.0, 8.0), st.floats(0.0, 2 * math.pi), st.floats(0.0, math.pi / 2), st.floats(0.0, 8.0), st.floats(0.0, 8.0))
 def test_sinusoid_bound_over_shrink_factors_and_phases(factor, phase, angle, left, top):
     """Close to an antialiased resize of the same crop; where the resize's tent has a null the
@@ -152,7 +152,7 @@ def test_per_axis_filters_only_the_axis_that_shrinks():
     assert (isotropic - plain)[..., 2:-2, :].abs().max() > 0.05
 
 
-@settings(max_examples=15)
+@settings(max_examples=15, deadline=None)
 @given(st.floats(0.0, 60.0), st.floats(0.0, 60.0), st.floats(80.0, 190.0), st.floats(0.7, 1.4), st.integers(8, 40))
 def test_levels_stay_aligned_a_ramp_is_preserved(left, top, width, aspect, out):
     """Every filter is symmetric, so a linear ramp must come out as plain sampling gives it:
