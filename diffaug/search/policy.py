@@ -41,7 +41,8 @@ OpFactory = Callable[[], GeometricTransform]
 def default_ops() -> dict[str, OpFactory]:
     """The default candidate operations, by name: each call builds a fresh learnable transform.
 
-    ``zoom`` (:class:`~diffaug.ZoomCrop`, zoom in ``[1, 1.5]``), ``rotate`` (+-20 degrees),
+    ``zoom`` (:class:`~diffaug.ZoomCrop`, zoom in ``[1.05, 1.5]``: not from 1, the identity warp,
+    where bilinear gradients are one-sided), ``rotate`` (+-20 degrees),
     ``translate`` (10 % of each side), ``shear`` (+-10 degrees) and ``hflip``; all with a
     learnable probability starting at 0.5. Output sizes are irrelevant here: a policy warps once,
     to its own ``size``.
@@ -63,7 +64,7 @@ def default_ops() -> dict[str, OpFactory]:
         return build
 
     return {
-        "zoom": lambda: ZoomCrop(1, zoom=(1.0, 1.5), p=0.5, learnable=True),
+        "zoom": lambda: ZoomCrop(1, zoom=(1.05, 1.5), p=0.5, learnable=True),
         "rotate": lambda: RandomRotation(20.0, p=0.5, learnable=True),
         "translate": affine_only(translate=(0.1, 0.1)),
         "shear": affine_only(shear=10.0),
