@@ -47,8 +47,8 @@ def pyramid_sizes(in_size: Sequence[int], out_size: Sequence[int]) -> list[tuple
 
     Level ``j`` is ``2 ** (j / 2)`` times smaller than the input (at least one pixel). The depth
     depends on shapes only: enough levels for a crop inside the image (shrink up to
-    ``in / out``), and at least one, so zoom-outs up to ``2 sqrt(2)`` are filtered even when the
-    output is as large as the input.
+    ``in / out``), and at least one, so zoom-outs up to about 2x are fully filtered even when the
+    output is as large as the input (further ones get the deepest level's filtering).
 
     Example:
         >>> pyramid_sizes((448, 448), (224, 224))
