@@ -21,7 +21,13 @@ def _grid_side(tiles, tile, padding=2):
 
 def test_help_lists_the_subcommands(capsys):
     result = subprocess.run([sys.executable, "-m", "diffaug.cli", "--help"], capture_output=True, text=True, check=True)
-    assert "preview" in result.stdout
+    for command in ("preview", "bench", "search"):
+        assert f"    {command} " in result.stdout, f"`diffaug --help` does not list {command}"
+        with pytest.raises(SystemExit) as stop:
+            main([command, "--help"])
+        assert stop.value.code == 0
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: diffaug {command}") and len(text.splitlines()) > 5
     with pytest.raises(SystemExit) as stop:
         main(["preview", "--help"])
     assert stop.value.code == 0
