@@ -132,3 +132,16 @@ def test_no_align_corners_true_in_the_package():
     for path in PACKAGE.rglob("*.py"):
         code = re.sub(r'"""(.*?)"""', "", path.read_text(), flags=re.S)
         assert "align_corners=True" not in code, path
+
+
+def test_cli_sessions_shown_in_the_docs_are_what_the_cli_prints(capsys):
+    import shlex
+
+    from diffaug.cli import main
+
+    sessions = re.findall(r"^\$ (diffaug .+)\n(.+)$", (DOCS / "getting-started.md").read_text(), flags=re.M)
+    assert sessions, "getting-started shows a bad spec and its error"
+    for command, shown in sessions:
+        argv = shlex.split(command)[1:]
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip() == shown.strip()
