@@ -76,6 +76,7 @@ class Row:
     fn: Callable[[Tensor], Tensor]
     backward: bool = True
     note: str = ""
+    bytes_moved: int | None = None  # default: the images read + the output written
 
 
 @dataclasses.dataclass
@@ -88,6 +89,7 @@ class Result:
     fwdbwd_samples: list[float] = dataclasses.field(default_factory=list)
     images_per_s: float | None = None
     bandwidth_gbs: float | None = None
+    bytes_moved: int = 0  # images read + output written by one call
     note: str = ""
 
 
@@ -189,7 +191,7 @@ def _copy_row(case: Case, device: torch.device) -> Row:
     def copy(images: Tensor) -> Tensor:
         return dst.copy_(src)
 
-    return Row(COPY, copy, backward=False)
+    return Row(COPY, copy, backward=False, bytes_moved=2 * src.numel() * src.element_size())
 
 
 def _torchvision_row(case: Case, antialias: bool) -> Row | None:
@@ -340,6 +342,9 @@ def measure(
     grads: dict[str, Tensor] = {}
     steps: list[tuple[Row, str, Callable[[], object]]] = []
     for row in rows:
+        first = row.fn(images)
+        moved = images.numel() * images.element_size() + first.numel() * first.element_size()
+        results[row.name].bytes_moved = row.bytes_moved if row.bytes_moved is not None else moved
         steps.append((row, "fwd", lambda row=row: row.fn(images)))
         if backward and row.backward and images.is_floating_point():
             out = row.fn(grad_images)
@@ -369,9 +374,7 @@ def measure(
 
 def _add_throughput(results: Sequence[Result], case: Case, device: torch.device, repeats: int) -> float:
     """Images/s and effective bandwidth per row; returns the device-to-device copy bandwidth (GB/s)."""
-    element = torch.empty((), dtype=case.dtype).element_size()
-    moved = case.batch * case.channels * (case.height * case.width + case.out[0] * case.out[1]) * element
-    src = torch.rand(case.shape, device=device, dtype=case.dtype)
+    src = torch.ones(case.shape, device=device, dtype=case.dtype)
     dst = torch.empty_like(src)
     samples: list[float] = []
     timer = _Timer(device)
@@ -381,11 +384,11 @@ def _add_throughput(results: Sequence[Result], case: Case, device: torch.device,
         timer(lambda: dst.copy_(src), samples)
     timer.flush()
     copy_ms = statistics.median(samples)
-    copy_gbs = 2 * src.numel() * element / (copy_ms * 1e-3) / 1e9
+    copy_gbs = 2 * src.numel() * src.element_size() / (copy_ms * 1e-3) / 1e9
     for result in results:
         if result.fwd_ms:
             result.images_per_s = case.batch / (result.fwd_ms * 1e-3)
-            result.bandwidth_gbs = moved / (result.fwd_ms * 1e-3) / 1e9
+            result.bandwidth_gbs = result.bytes_moved / (result.fwd_ms * 1e-3) / 1e9
     return copy_gbs
 
 
