@@ -49,6 +49,12 @@ def test_search_recovers_a_hidden_crop_scale(scale: tuple[float, float], seed: i
     assert history[0][0] < 0.12 and len(history) == FAST["steps"]
 
 
+def test_search_recovers_a_hidden_rotation_range() -> None:
+    result = search(SearchConfig(target_degrees=30.0, seed=0, **FAST))
+    assert result["target"] == {"degrees": [-30.0, 30.0]}
+    assert result["max_abs_error"] <= 5.0, result  # degrees; started from +-45
+
+
 def test_cli_prints_json_last_and_writes_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         ["search", "--target-scale", "0.3", "0.6", "--target-degrees", "20", "--steps", "3", "--batch", "8"]

@@ -269,15 +269,16 @@ def _apply(ops: Sequence[GeometricTransform], images: Tensor, generator: torch.G
 def _select(config: SearchConfig, sources: Tensor) -> tuple[Tensor, list[tuple[int, int]]]:
     """The source channels and feature columns that depend on what is searched.
 
-    Scale: the isotropic texture's apparent frequencies. Rotation: the grating's frequencies and
-    orientation. Constant or irrelevant columns would only add noise (and time).
+    Scale: the isotropic texture's apparent frequencies. Rotation: the grating's orientation.
+    Constant or irrelevant columns would only add noise (and time).
     """
     channels, columns = [], []
     if config.target_scale is not None:
         columns += [(len(channels), 0), (len(channels), 1), (len(channels), 2)]
         channels.append(0)
     if config.target_degrees is not None:
-        columns += [(len(channels), 0), (len(channels), 1), (len(channels), 3), (len(channels), 4)]
+        # Orientation only: the grating's log frequency along x is log|sin a|, whose slope blows up near a = 0.
+        columns += [(len(channels), 3), (len(channels), 4)]
         channels.append(1)
     return sources[:, channels], columns
 
