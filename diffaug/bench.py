@@ -25,6 +25,7 @@ import dataclasses
 import datetime
 import inspect
 import json
+import math
 import os
 import platform
 import statistics
@@ -334,8 +335,12 @@ def measure(
     backward: bool = True,
     memory: bool = True,
     make_input: Callable[[], Tensor] | None = None,
+    min_time: float = 0.0,
 ) -> list[Result]:
-    """Median times of every row on one case, rows interleaved in a rotating order."""
+    """Median times of every row on one case, rows interleaved in a rotating order.
+
+    ``repeats`` rounds, or more (up to 20x) when that many take less than ``min_time`` seconds.
+    """
     images = torch.rand(case.shape, device=device, dtype=case.dtype) if make_input is None else make_input()
     results = {row.name: Result(row.name, note=row.note) for row in rows}
     grad_images = images.detach().clone().requires_grad_(images.is_floating_point())
@@ -355,6 +360,14 @@ def measure(
         for _, _, step in steps:
             step()
     timer.flush()
+    if min_time > 0:
+        # Cheap cases get more rounds (up to 20x): medians of small, noisy timings need many samples.
+        start = time.perf_counter()
+        for _, _, step in steps:
+            step()
+        timer.flush()
+        round_s = max(time.perf_counter() - start, 1e-6)
+        repeats = max(repeats, min(20 * repeats, math.ceil(min_time / round_s)))
     for round_ in range(repeats):
         shift = round_ % len(steps)
         for row, kind, step in steps[shift:] + steps[:shift]:
@@ -589,6 +602,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="bench-out", help="folder for bench.json and bench.png (default: bench-out)")
     parser.add_argument("--repeats", type=int, default=25, help="timed calls per row and mode (default: 25)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per row first (default: 3)")
+    parser.add_argument(
+        "--min-time", type=float, default=4.0, help="seconds of timed rounds per case at least (up to 20x --repeats; default: 4)"
+    )
     parser.add_argument("--quick", action="store_true", help="5 repeats, 1 warm-up: a smoke run, not for numbers")
     parser.add_argument("--no-backward", action="store_true", help="time forward passes only")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
@@ -627,7 +643,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    repeats, warmup = (5, 1) if args.quick else (args.repeats, args.warmup)
+    repeats, warmup, min_time = (5, 1, 0.0) if args.quick else (args.repeats, args.warmup, args.min_time)
     if repeats < 1 or warmup < 0:
         print("--repeats must be >= 1 and --warmup >= 0", file=sys.stderr)
         return 2
@@ -645,7 +661,9 @@ def run(args: argparse.Namespace) -> int:
     for case in cases:
         print(f"[bench] {case.name}", file=sys.stderr, flush=True)
         rows, notes = build_rows(case, device, only)
-        results = measure(rows, case, device, repeats, warmup, backward=not args.no_backward, memory=not args.no_memory)
+        results = measure(
+            rows, case, device, repeats, warmup, backward=not args.no_backward, memory=not args.no_memory, min_time=min_time
+        )
         copy_gbs = _add_throughput(results, case, device, repeats) if cuda else None
         report.append({"case_obj": case, "results": results, "notes": notes, "copy_gbs": copy_gbs})
 
@@ -674,7 +692,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     payload = {
         "environment": env,
-        "settings": {"repeats": repeats, "warmup": warmup, "backward": not args.no_backward},
+        "settings": {"repeats": repeats, "warmup": warmup, "min_time": min_time, "backward": not args.no_backward},
         "cases": [
             {
                 "case": e["case_obj"].name,

@@ -13,7 +13,7 @@ TINY = "2,3,12,12->8"
 
 
 def _run(tmp_path, capsys, *extra: str) -> tuple[str, dict]:
-    code = bench.main(["--cases", TINY, "--repeats", "2", "--warmup", "0", "--out", str(tmp_path), *extra])
+    code = bench.main(["--cases", TINY, "--repeats", "2", "--warmup", "0", "--min-time", "0", "--out", str(tmp_path), *extra])
     assert code == 0
     out = capsys.readouterr().out
     return out, json.loads((tmp_path / "bench.json").read_text())
@@ -50,7 +50,8 @@ def test_suite_writes_table_json_and_plot(tmp_path, capsys) -> None:
 
 
 def test_console_command_runs_the_same_suite(tmp_path, capsys) -> None:
-    args = ["bench", "--cases", TINY, "--repeats", "1", "--warmup", "0", "--rows", "diffaug", "--no-plot", "--out", str(tmp_path)]
+    args = ["bench", "--cases", TINY, "--repeats", "1", "--warmup", "0", "--min-time", "0", "--rows", "diffaug", "--no-plot"]
+    args += ["--out", str(tmp_path)]
     code = cli.main(args)
     assert code == 0
     out = capsys.readouterr().out
