@@ -185,7 +185,8 @@ def main() -> list[Path]:
         lines += [f"## {title}", ""]
         if summary:
             lines += [summary, ""]
-        lines += [f"`{call}`", "", f"![{title} on the test card and a photo](images/gallery/{path.name})", ""]
+        api = f" ([API](reference/transforms.md#diffaug.transforms.{title}))" if title in exported_transforms() else ""
+        lines += [f"`{call}`{api}", "", f"![{title} on the test card and a photo](images/gallery/{path.name})", ""]
     PAGE.write_text("\n".join(lines))
     preview = DOCS / "images" / "preview.png"
     main_cli([*PREVIEW_ARGS, "--out", str(preview)])
