@@ -136,7 +136,8 @@ class Stage(nn.Module):
     def matrix(self, canvas: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """``(B, 3, 3)``: each sample's chosen (or mixed) operation matrix on ``canvas``'s size."""
         dtype = param_dtype(canvas)
-        mats = torch.stack([daf.to_square(op.make_params(canvas, generator=generator).theta) for op in self.ops], dim=1)
+        ops: list[GeometricTransform] = list(self.ops)  # type: ignore[arg-type]
+        mats = torch.stack([daf.to_square(op.make_params(canvas, generator=generator).theta) for op in ops], dim=1)
         weights = self.weights(canvas.shape[0], generator, canvas.device, dtype)
         return torch.einsum("bk,bkij->bij", weights, mats.to(dtype))
 
@@ -210,12 +211,16 @@ class Policy(GeometricTransform):
         )
         check_gradient_path(self)
 
+    def stages(self) -> list[list[Stage]]:
+        """The stages, per sub-policy."""
+        return [list(stages) for stages in self.subpolicies]  # type: ignore[call-overload]
+
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
         batch, height, width = batch_shape(images)
         dtype = param_dtype(images)
         canvas = _canvas(images if images.ndim == 4 else images.unsqueeze(0), height, width)
         matrices = []
-        for stages in self.subpolicies:
+        for stages in self.stages():
             matrix = daf.identity(batch, images.device, dtype)
             for stage in stages:
                 matrix = matrix @ stage.matrix(canvas, generator)
@@ -230,7 +235,7 @@ class Policy(GeometricTransform):
     def _hardened(self, choose: Callable[[Stage], int]) -> Policy:
         plain = freeze(self)
         assert isinstance(plain, Policy)
-        for stages in plain.subpolicies:
+        for stages in plain.stages():
             for stage in stages:
                 keep = choose(stage)
                 stage.ops = nn.ModuleList([stage.ops[keep]])
@@ -246,7 +251,7 @@ class Policy(GeometricTransform):
         """Like :meth:`export`, but each stage's operation is drawn from its learned choice probabilities."""
         return self._hardened(lambda stage: int(torch.multinomial(stage.probabilities(), 1, generator=generator)))
 
-    def describe(self) -> list[list[dict[str, object]]]:
+    def describe(self) -> list[list[list[dict[str, object]]]]:
         """The policy as plain data: per sub-policy, per stage, each operation's choice probability, ``p`` and ranges.
 
         Example:
@@ -255,7 +260,7 @@ class Policy(GeometricTransform):
             ['op', 'p', 'ranges', 'weight']
         """
         out = []
-        for stages in self.subpolicies:
+        for stages in self.stages():
             rows = []
             for stage in stages:
                 names = [getattr(stage, "chosen", None)] if len(stage.ops) == 1 and hasattr(stage, "chosen") else self.names

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from diffaug import functional as daf
+from diffaug.distributions import Range
 from diffaug.search._fuse import check_gradient_path, fused_matrix
 from diffaug.transforms.base import GeometricTransform
 from diffaug.transforms.crop import RandomResizedCrop
@@ -272,7 +273,8 @@ def _select(config: SearchConfig, sources: Tensor) -> tuple[Tensor, list[tuple[i
     Scale: the isotropic texture's apparent frequencies. Rotation: the grating's orientation.
     Constant or irrelevant columns would only add noise (and time).
     """
-    channels, columns = [], []
+    channels: list[int] = []
+    columns: list[tuple[int, int]] = []
     if config.target_scale is not None:
         columns += [(len(channels), 0), (len(channels), 1), (len(channels), 2)]
         channels.append(0)
@@ -292,8 +294,8 @@ def _learned(ops: Sequence[GeometricTransform]) -> dict[str, list[float]]:
     for op in ops:
         if isinstance(op, RandomResizedCrop):
             out["scale"] = [float(v.detach()) for v in op.scale.bounds()]
-        elif hasattr(op, "degrees"):
-            out["degrees"] = [float(v.detach()) for v in op.degrees.bounds()]
+        elif isinstance(getattr(op, "degrees", None), Range):
+            out["degrees"] = [float(v.detach()) for v in op.degrees.bounds()]  # type: ignore[operator, union-attr]
     return out
 
 
