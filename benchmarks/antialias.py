@@ -1,7 +1,7 @@
 """Antialiased crops: aliasing, fidelity, time and memory of the candidate methods.
 
 Run from a checkout: ``python benchmarks/antialias.py`` (all tables) or with ``--only``
-``aliasing``, ``fidelity``, ``cost`` or ``memory``. The numbers go to stdout as Markdown tables
+``aliasing``, ``fidelity``, ``cost``, ``floor`` or ``memory``. The numbers go to stdout as Markdown tables
 (they are the ones quoted in ``docs/antialias.md``).
 
 Candidates, all per sample, all differentiable in the images and in theta:
@@ -11,7 +11,10 @@ Candidates, all per sample, all differentiable in the images and in theta:
 * ``gaussian``: per-sample separable Gaussian prefilter at full resolution (kernel length
   fixed by the static shapes, sigma per sample and axis), then one ``grid_sample``;
 * ``supersample``: ``N x N`` taps spread over each output pixel's footprint (``N`` fixed by the
-  static shapes, spread per sample: zero where the warp does not shrink), averaged.
+  static shapes, spread per sample: zero where the warp does not shrink), averaged;
+* ``octave_box``: one octave per level, each level a bilinear halving of the previous (a
+  2 x 2 box: the cheapest level there is), blended on ``log2(s) - 0.5``;
+* ``octave_aa``: the same with antialiased halvings (``[1, 3, 3, 1] / 8`` per axis).
 
 References: plain ``grid_sample`` (``antialias=False``), ``F.interpolate(antialias=True)`` /
 torchvision's antialiased resize on the integer crop (no gradient with respect to the box), and
@@ -109,7 +112,50 @@ def supersample(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
     return out / taps_n**2
 
 
-CANDIDATES: dict[str, Method] = {"mipmap": mipmap, "ripmap": ripmap, "gaussian": gaussian, "supersample": supersample}
+def _octave(images: Tensor, theta: Tensor, size: tuple[int, int], halve: Callable[[Tensor], Tensor], bias: float = 0.5) -> Tensor:
+    """Pyramid one octave per level, each level ``halve`` of the previous, blended on ``l = log2(s) - bias``."""
+    in_size = tuple(images.shape[-2:])
+    worst = max(n_in / n_out for n_in, n_out in zip(in_size, size, strict=True))
+    depth = max(1, math.ceil(max(0.0, math.log2(worst) - bias) - 1e-9))
+    levels = [images]
+    for _ in range(depth):
+        levels.append(halve(levels[-1]))
+    shrink = output_pixel_scale(theta, in_size, size).amax(-1)
+    level = (torch.log2(shrink.clamp(min=1.0)) - bias).clamp(0.0, float(depth))
+    weights = (1.0 - (level.unsqueeze(-1) - torch.arange(depth + 1, dtype=level.dtype)).abs()).clamp(min=0.0)
+    running = weights.cumsum(-1)
+    ratios = torch.where(running > 0, weights / running.clamp(min=1e-30), 0.0)
+    grid = daf.sampling_grid(theta, size)
+    out = F.grid_sample(images, grid, align_corners=False)
+    for j in range(1, depth + 1):
+        out = torch.lerp(out, F.grid_sample(levels[j], grid, align_corners=False), ratios[:, j].view(-1, 1, 1, 1))
+    return out
+
+
+def _half(image: Tensor, antialias: bool) -> Tensor:
+    height, width = image.shape[-2:]
+    size = (max(1, height // 2), max(1, width // 2))
+    return F.interpolate(image, size=size, mode="bilinear", antialias=antialias, align_corners=False)
+
+
+def octave_box(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
+    """The cheapest pyramid: levels by a non-antialiased bilinear halving (a 2 x 2 box)."""
+    return _octave(images, theta, size, lambda image: _half(image, False))
+
+
+def octave_aa(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
+    """Octave levels by an antialiased halving (a [1, 3, 3, 1] / 8 filter per axis), each from the previous."""
+    return _octave(images, theta, size, lambda image: _half(image, True))
+
+
+CANDIDATES: dict[str, Method] = {
+    "mipmap": mipmap,
+    "ripmap": ripmap,
+    "gaussian": gaussian,
+    "supersample": supersample,
+    "octave_box": octave_box,
+    "octave_aa": octave_aa,
+}
 
 
 # --------------------------------------------------------------------------- test images
@@ -237,7 +283,7 @@ def antialias_case(
     in_size: int = 448,
     out: int = 224,
     backward: bool = False,
-    methods: tuple[str, ...] = ("mipmap", "ripmap", "gaussian", "supersample"),
+    methods: tuple[str, ...] = tuple(CANDIDATES),
 ) -> dict[str, float]:
     """Median milliseconds per method for random resized crops; methods run interleaved.
 
@@ -279,6 +325,55 @@ def _with_backward(fn: Callable[[], Tensor]) -> Callable[[], object]:
     return lambda: fn().sum().backward()
 
 
+def floor_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int = 224) -> str:
+    """Median time of the pieces a pyramid is made of, for the crop case of ``cost_table``.
+
+    Any pyramid that keeps the plain warp bit for bit where nothing shrinks pays the plain
+    ``grid_sample`` on the input, one level built from the whole input, one more ``grid_sample``
+    and a blend: the sum over the cheapest pieces is a lower bound on its cost.
+    """
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 3, in_size, in_size, generator=generator)
+    theta = rrc_thetas(batch, in_size, generator)
+    size = (out, out)
+    grid = daf.sampling_grid(theta, size)
+    half = (in_size // 2, in_size // 2)
+    third = (round(in_size / 2**0.5),) * 2
+    level_half = F.interpolate(images, size=half, mode="bilinear", antialias=True)
+    level_third = F.interpolate(images, size=third, mode="bilinear", antialias=True)
+    first = F.grid_sample(images, grid, align_corners=False)
+    weight = torch.rand(batch, 1, 1, 1, generator=generator)
+    pieces: dict[str, Callable[[], object]] = {
+        "plain warp (antialias=False)": lambda: daf.warp(images, theta, size),
+        "grid_sample on the input": lambda: F.grid_sample(images, grid, align_corners=False),
+        f"level {third[0]} (antialiased resize, the shipped first level)": lambda: F.interpolate(
+            images, size=third, mode="bilinear", antialias=True
+        ),
+        f"level {half[0]} (antialiased resize)": lambda: F.interpolate(images, size=half, mode="bilinear", antialias=True),
+        f"level {half[0]} (bilinear halving: 2 x 2 box, the cheapest)": lambda: F.interpolate(
+            images, size=half, mode="bilinear", antialias=False
+        ),
+        f"level {half[0]} (avg_pool2d 2 x 2)": lambda: F.avg_pool2d(images, 2),
+        f"grid_sample on the {third[0]} level": lambda: F.grid_sample(level_third, grid, align_corners=False),
+        f"grid_sample on the {half[0]} level": lambda: F.grid_sample(level_half, grid, align_corners=False),
+        "lerp of two samples (the blend)": lambda: torch.lerp(first, first, weight),
+    }
+    times: dict[str, list[float]] = {name: [] for name in pieces}
+    for fn in pieces.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in pieces.items():
+            times[name] += _median_ms(fn, 1)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    base = medians["plain warp (antialias=False)"]
+    rows = [f"| piece ({batch}, 3, {in_size}, {in_size}) -> {out} | median ms | x plain |", "|---|---|---|"]
+    rows += [f"| {name} | {ms:.0f} | {ms / base:.2f} |" for name, ms in medians.items()]
+    names = list(medians)
+    bound = medians[names[1]] + medians[names[4]] + medians[names[7]] + medians[names[8]]
+    rows.append(f"| lower bound: input sample + box level + level sample + lerp | {bound:.0f} | {bound / base:.2f} |")
+    return "\n".join(rows)
+
+
 def memory_table(batch: int = 64, in_size: int = 448, out: int = 224) -> str:
     """Peak resident memory of a fresh process running one forward + backward per method."""
     rows = [f"| method ({batch}, 3, {in_size}, {in_size}) -> {out} | peak RSS fwd+bwd (MB) | over plain (MB) |", "|---|---|---|"]
@@ -301,7 +396,7 @@ def _peak(name: str, batch: int, in_size: int, out: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("aliasing", "fidelity", "cost", "memory"), action="append")
+    parser.add_argument("--only", choices=("aliasing", "fidelity", "cost", "floor", "memory"), action="append")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--peak", help=argparse.SUPPRESS)
@@ -314,7 +409,7 @@ def main() -> None:
     if args.peak:
         print(_peak(args.peak, args.batch, args.in_size, args.out))
         return
-    only = args.only or ["aliasing", "fidelity", "cost", "memory"]
+    only = args.only or ["aliasing", "fidelity", "cost", "floor", "memory"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     if "aliasing" in only:
         print("Residual std around the ideal flat 0.5 (whole 512 x 512 image shrunk):\n")
@@ -325,6 +420,9 @@ def main() -> None:
     if "cost" in only:
         print(cost_table(args.repeats, args.batch, args.in_size, args.out) + "\n")
         print(cost_table(max(3, args.repeats // 2), args.batch, args.in_size, args.out, backward=True) + "\n")
+    if "floor" in only:
+        print("Where a pyramid's time goes (pieces timed alone, interleaved):\n")
+        print(floor_table(args.repeats, args.batch, args.in_size, args.out) + "\n")
     if "memory" in only:
         print(memory_table(args.batch, args.in_size, args.out) + "\n")
 

@@ -212,6 +212,45 @@ def test_gradcheck_images_and_theta(per_axis):
     assert torch.autograd.gradcheck(fn, (images, theta), atol=1e-6)
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.floats(0.5, 9.0), st.floats(0.5, 9.0), st.booleans(), st.integers(0, 2**31 - 1))
+def test_blend_is_the_weighted_sum_of_the_level_samples(sx, sy, per_axis, seed):
+    """The blend (a chain of lerps) equals sum_j w_j grid_sample(level_j) with the documented
+    tent weights on l = 2 (log2 s - 0.55), over every level the static shapes give."""
+    g = torch.Generator().manual_seed(seed)
+    in_size, out = (37, 41), (5, 4)
+    images = torch.rand(3, 2, *in_size, generator=g, dtype=torch.float64)
+    shrinks = torch.tensor([[sx, sy], [sy, sx], [0.7, 0.7]], dtype=torch.float64)  # (x, y) per sample
+    theta = torch.zeros(3, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0] = shrinks[:, 0] * out[1] / in_size[1]
+    theta[:, 1, 1] = shrinks[:, 1] * out[0] / in_size[0]
+    theta[:, :, 2] = torch.rand(3, 2, generator=g, dtype=torch.float64) * 0.4 - 0.2
+    sizes = pyramid_sizes(in_size, out)
+    depth = len(sizes) - 1
+
+    def tent(s):
+        level = (2 * (torch.log2(s.clamp(min=1.0)) - 0.55)).clamp(0, depth)
+        return torch.stack([(1 - (level - j).abs()).clamp(min=0) for j in range(depth + 1)], -1)
+
+    def resize(x, size):
+        return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear", antialias=True)
+
+    grid = F.affine_grid(theta, [3, 2, *out], align_corners=False)
+    expected = torch.zeros(3, 2, *out, dtype=torch.float64)
+    if per_axis:
+        wx, wy = tent(shrinks[:, 0]), tent(shrinks[:, 1])
+        for jx in range(depth + 1):
+            column = resize(images, (in_size[0], sizes[jx][1]))
+            for jy in range(depth + 1):
+                level = resize(column, (sizes[jy][0], sizes[jx][1]))
+                expected += (wx[:, jx] * wy[:, jy]).view(-1, 1, 1, 1) * F.grid_sample(level, grid, align_corners=False)
+    else:
+        w = tent(shrinks.amax(-1))
+        for j in range(depth + 1):
+            expected += w[:, j].view(-1, 1, 1, 1) * F.grid_sample(resize(images, sizes[j]), grid, align_corners=False)
+    torch.testing.assert_close(antialiased_sample(images, theta, out, per_axis=per_axis), expected, rtol=0, atol=1e-12)
+
+
 def test_theta_gradient_includes_the_amount_of_filtering():
     """Detaching the level weights changes d/dtheta: the blend between levels is differentiable."""
     g = torch.Generator().manual_seed(1)
