@@ -28,10 +28,10 @@ def test_features_reveal_crop_area_and_rotation() -> None:
     assert float(plus[:, 1, 4].mean()) * float(minus[:, 1, 4].mean()) < 0
 
 
-def test_quantile_matcher_is_zero_in_expectation_at_the_target() -> None:
+def test_unbiased_quantile_matcher_is_zero_in_expectation_at_the_target() -> None:
     generator = torch.Generator().manual_seed(0)
     target = torch.rand(20000, 1, generator=generator)
-    matcher = QuantileMatcher(target, 256, generator=generator)
+    matcher = QuantileMatcher(target, 256, generator=generator, unbiased=True)
     same = torch.stack([matcher(torch.rand(256, 1, generator=generator)) for _ in range(200)]).mean()
     narrower = torch.stack([matcher(0.1 + 0.8 * torch.rand(256, 1, generator=generator)) for _ in range(200)]).mean()
     assert abs(float(same)) < 0.002 < float(narrower)
@@ -47,6 +47,19 @@ def test_search_recovers_a_hidden_crop_scale(scale: tuple[float, float], seed: i
     # It moved from the broad start (0.08, 1.0).
     history = result["history"]["scale"]  # type: ignore[index]
     assert history[0][0] < 0.12 and len(history) == FAST["steps"]
+
+
+def test_plain_quantile_matcher_is_smallest_at_the_target() -> None:
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(20000, 1, generator=generator)
+    matcher = QuantileMatcher(target, 256)
+
+    def mean_loss(low: float, high: float) -> float:
+        draws = [matcher(low + (high - low) * torch.rand(256, 1, generator=generator)) for _ in range(100)]
+        return float(torch.stack(draws).mean())
+
+    at_target = mean_loss(0.0, 1.0)
+    assert all(at_target < mean_loss(lo, hi) for lo, hi in [(0.05, 1.0), (0.0, 0.95), (-0.05, 1.05), (0.05, 0.95)])
 
 
 def test_search_recovers_a_hidden_rotation_range() -> None:
