@@ -3,12 +3,12 @@
 Data (generated): a 64x64 canvas with one 12x12 patch of a fine texture (the class: horizontal,
 vertical or diagonal stripes, or a checkerboard, all of period 4 pixels) at a random place, plus
 small fragments of random textures as clutter. The classifier takes 16x16 inputs, so on the
-whole canvas (resized to 16x16) the period-4 textures average out to flat grey; a crop at the
-right place keeps them.
+whole canvas (shrunk 4x to 16x16, antialiased) the period-4 textures average out to flat grey; a
+zoomed-in crop at the right place keeps them.
 
 Two models, trained the same way and for the same steps:
 
-* baseline: classifier(resize(canvas, 16));
+* baseline: classifier(ZoomCrop(16, antialias=True) of the whole canvas);
 * attention: a small localisation network looks at the canvas at half resolution and predicts a
   zoom and a centre per sample; ``ZoomCrop(16)`` crops there (differentiably); the same
   classifier architecture reads the crop. Trained end to end from the classification loss only:
@@ -79,8 +79,12 @@ class Baseline(nn.Module):
         super().__init__()
         self.classify = classifier()
 
+        self.crop = da.ZoomCrop(INPUT, antialias=True)
+
     def forward(self, canvas: Tensor) -> Tensor:
-        return self.classify(F.interpolate(canvas, size=(INPUT, INPUT), mode="bilinear", antialias=True))
+        # The same antialiased crop as the attention model's, of the whole canvas (zoom 1, centred).
+        whole = torch.ones(canvas.shape[0]), torch.zeros(canvas.shape[0], 2)
+        return self.classify(self.crop(canvas, zoom=whole[0], center=whole[1]))
 
 
 class Attention(nn.Module):
@@ -105,7 +109,9 @@ class Attention(nn.Module):
         nn.init.zeros_(self.locate[-1].weight)
         with torch.no_grad():
             self.locate[-1].bias.copy_(torch.tensor([0.0, 0.0, -1.0]))
-        self.crop = da.ZoomCrop(INPUT)
+        # Antialiased: a window that shrinks is low-pass filtered first, so the fine textures survive
+        # only where the network zooms in (without it, aliasing itself can leak the class).
+        self.crop = da.ZoomCrop(INPUT, antialias=True)
         self.classify = classifier()
 
     def glimpse(self, canvas: Tensor) -> tuple[Tensor, Tensor]:
