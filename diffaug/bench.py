@@ -554,7 +554,7 @@ def plot(report: list[dict[str, Any]], path: Path, title: str) -> bool:
         ax.grid(axis="x", which="both", alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.5 / height))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
