@@ -283,6 +283,10 @@ class _Timer:
             self.pending.clear()
 
 
+def _forward(row: Row, images: Tensor) -> Callable[[], object]:
+    return lambda: row.fn(images)
+
+
 def _forward_backward(row: Row, images: Tensor, grad: Tensor) -> Callable[[], object]:
     def step() -> None:
         images.grad = None
@@ -350,7 +354,7 @@ def measure(
         first = row.fn(images)
         moved = images.numel() * images.element_size() + first.numel() * first.element_size()
         results[row.name].bytes_moved = row.bytes_moved if row.bytes_moved is not None else moved
-        steps.append((row, "fwd", lambda row=row: row.fn(images)))
+        steps.append((row, "fwd", _forward(row, images)))
         if backward and row.backward and images.is_floating_point():
             out = row.fn(grad_images)
             grads[row.name] = torch.randn_like(out)
@@ -631,7 +635,7 @@ def _parse_cases(text: str) -> list[Case]:
         if len(dims) != 4 or not out:
             raise ValueError(f"--cases: expected 'B,C,H,W->h' or 'B,C,H,W->h,w', got {part!r}")
         sides = [int(v) for v in out.split(",")]
-        cases.append(Case(*dims, out=(sides[0], sides[-1])))  # type: ignore[misc]
+        cases.append(Case(dims[0], dims[1], dims[2], dims[3], out=(sides[0], sides[-1])))
     return cases
 
 
