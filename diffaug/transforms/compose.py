@@ -241,6 +241,10 @@ class Compose(nn.Sequential):
             return _wrap_like(self.transform(_plain(images), params), images)  # tv_tensors.Image in, Image out
         if images.ndim == 3:
             return self.transform(images.unsqueeze(0), params).squeeze(0)
+        if params.theta is not None:
+            # All steps geometric: make_params already multiplied the matrices; one warp, no second product.
+            mode, padding, antialias = self._run_settings(list(self))
+            return daf.warp(images, params.theta, params.size, mode, padding, batch_index=params.batch_index, antialias=antialias)
         pending = params.batch_index  # gathers the images once, at the first warp (or before a non-geometric step)
         run: list[tuple[nn.Module, Any]] = []
         out = images
