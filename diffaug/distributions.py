@@ -172,7 +172,8 @@ def relaxed_one_hot(logits: Tensor, noise: Tensor, temperature: float, hard: boo
     soft = torch.softmax((logits - torch.log(-torch.log(u))) / temperature, dim=-1)
     if not hard:
         return soft
-    hard_value = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+    # A comparison, not F.one_hot, which reads the indices to check their range (a host read).
+    hard_value = (soft.argmax(-1, keepdim=True) == torch.arange(soft.shape[-1], device=soft.device)).to(soft.dtype)
     return _StraightThrough.apply(soft, hard_value)
 
 

@@ -102,14 +102,8 @@ def cases() -> list[Case]:
         Case("Compose-nested-learnable", _nested_pipeline, learnable=True),
         # Its views gather images with a batch_index, whose range is checked on CPU tensors.
         Case("MultiCrop", _multicrop, output=_views, reads_cpu_values=True),
-        # F.one_hot range-checks its indices on CPU tensors (not on accelerators), like batch_index.
-        Case("Policy", lambda: Policy(num_subpolicies=2, depth=1), learnable=True, reads_cpu_values=True),
-        Case(
-            "Policy-resized",
-            lambda: Policy(num_subpolicies=1, depth=1, size=OUT, hard=False),
-            learnable=True,
-            reads_cpu_values=True,
-        ),
+        Case("Policy", lambda: Policy(num_subpolicies=2, depth=1), learnable=True),
+        Case("Policy-resized", lambda: Policy(num_subpolicies=1, depth=1, size=OUT, hard=False), learnable=True),
     ]
     return out
 

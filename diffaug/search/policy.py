@@ -227,7 +227,8 @@ class Policy(GeometricTransform):
             matrices.append(matrix)
         # Each sample follows one sub-policy, chosen uniformly: a one-hot selection of matrices.
         pick = torch.randint(0, len(self.subpolicies), (batch,), generator=generator, device=images.device)
-        chosen = torch.nn.functional.one_hot(pick, len(self.subpolicies)).to(dtype)
+        # A comparison, not F.one_hot: one_hot reads the indices to check their range (a host read).
+        chosen = (pick.unsqueeze(-1) == torch.arange(len(self.subpolicies), device=pick.device)).to(dtype)
         theta = daf.to_theta(torch.einsum("bk,kbij->bij", chosen, torch.stack(matrices)))
         applied = torch.ones(batch, device=images.device, dtype=dtype)
         return Params(theta=theta, size=self.size or (height, width), in_size=(height, width), applied=applied)
