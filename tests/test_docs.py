@@ -134,14 +134,14 @@ def test_no_align_corners_true_in_the_package():
         assert "align_corners=True" not in code, path
 
 
-def test_cli_sessions_shown_in_the_docs_are_what_the_cli_prints(capsys):
+def test_cli_transcripts_shown_in_the_docs_are_what_the_cli_prints(capsys):
     import shlex
 
     from diffaug.cli import main
 
-    sessions = re.findall(r"^\$ (diffaug .+)\n(.+)$", (DOCS / "getting-started.md").read_text(), flags=re.M)
-    assert sessions, "getting-started shows a bad spec and its error"
-    for command, shown in sessions:
+    transcripts = re.findall(r"^\$ (diffaug .+)\n(.+)$", (DOCS / "getting-started.md").read_text(), flags=re.M)
+    assert transcripts, "getting-started shows a bad spec and its error"
+    for command, shown in transcripts:
         argv = shlex.split(command)[1:]
         assert main(argv) == 2
         assert capsys.readouterr().err.strip() == shown.strip()
