@@ -11,22 +11,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 import diffaug as da
-
-
-class CountGridSample(TorchFunctionMode):
-    """Counts real grid_sample calls (the call itself goes through unchanged)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func is torch.nn.functional.grid_sample:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
+from tests._counting import CountGridSample
 
 
 def smooth(height: int, width: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:

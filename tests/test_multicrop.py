@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
 import diffaug as da
-
-
-class CountGridSample(TorchFunctionMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func is torch.nn.functional.grid_sample:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
+from tests._counting import CountGridSample
 
 
 def test_dino_shapes_and_one_warp_per_group():
