@@ -1,12 +1,14 @@
 """Antialiased crops: aliasing, fidelity, time and memory of the candidate methods.
 
 Run from a checkout: ``python benchmarks/antialias.py`` (all tables) or with ``--only``
-``aliasing``, ``fidelity``, ``cost``, ``floor`` or ``memory``. The numbers go to stdout as Markdown tables
+``aliasing``, ``fidelity``, ``sweep``, ``near3``, ``cost``, ``floor`` or ``memory``. The numbers go to stdout as Markdown tables
 (they are the ones quoted in ``docs/antialias.md``).
 
 Candidates, all per sample, all differentiable in the images and in theta:
 
 * ``mipmap`` (shipped): isotropic pyramid, level from the more shrunk axis, trilinear blend;
+* ``mipmap_055`` (quality tables only): the same with the previous level map, a constant offset
+  ``l = 2 (log2 s - 0.55)`` (the shipped one grows the offset to 0.65 between 2x and 2.83x);
 * ``ripmap``: separable pyramid, per-axis level, bilinear blend over the ``(ky, kx)`` grid;
 * ``gaussian``: per-sample separable Gaussian prefilter at full resolution (kernel length
   fixed by the static shapes, sigma per sample and axis), then one ``grid_sample``;
@@ -24,6 +26,7 @@ Pillow's Lanczos resize of the integer crop (the fidelity reference).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import resource
 import statistics
@@ -39,6 +42,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import diffaug.functional.antialias as antialias_module  # noqa: E402
 from diffaug import functional as daf  # noqa: E402
 from diffaug.functional.antialias import antialiased_sample  # noqa: E402
 from diffaug.functional.geometry import output_pixel_scale  # noqa: E402
@@ -54,6 +58,33 @@ def plain(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
 
 def mipmap(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
     return antialiased_sample(images, theta, size)
+
+
+@contextlib.contextmanager
+def _constant_offset(offset: float = 0.55):
+    """Swap the kernel's level map for ``l = 2 (log2 s - offset)`` (the map shipped before), in
+    the weights and in the pyramid's depth."""
+    shipped = antialias_module.level_weights, antialias_module._level_of
+
+    def weights(scale: Tensor, depth: int) -> Tensor:
+        level = (2.0 * (torch.log2(scale.clamp(min=1.0)) - offset)).clamp(min=0.0, max=float(depth))
+        js = torch.arange(depth + 1, device=scale.device, dtype=scale.dtype)
+        return (1.0 - (level.unsqueeze(-1) - js).abs()).clamp(min=0.0)
+
+    def level_of(shrink: float) -> float:
+        return max(0.0, 2.0 * (math.log2(max(shrink, 1.0)) - offset))
+
+    antialias_module.level_weights, antialias_module._level_of = weights, level_of
+    try:
+        yield
+    finally:
+        antialias_module.level_weights, antialias_module._level_of = shipped
+
+
+def mipmap_055(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
+    """The shipped kernel with the previous, constant level offset (quality comparison only)."""
+    with _constant_offset(0.55):
+        return antialiased_sample(images, theta, size)
 
 
 def ripmap(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
@@ -150,12 +181,16 @@ def octave_aa(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
 
 CANDIDATES: dict[str, Method] = {
     "mipmap": mipmap,
+    "mipmap_055": mipmap_055,
     "ripmap": ripmap,
     "gaussian": gaussian,
     "supersample": supersample,
     "octave_box": octave_box,
     "octave_aa": octave_aa,
 }
+# Same cost as the shipped kernel: left out of the time and memory tables.
+QUALITY_ONLY = ("mipmap_055",)
+TIMED = tuple(name for name in CANDIDATES if name not in QUALITY_ONLY)
 
 
 # --------------------------------------------------------------------------- test images
@@ -234,7 +269,7 @@ def fidelity_table() -> str:
         side = out * factor
         left, top = (512 - side) // 3, (512 - side) // 2
         box = (left, top, left + side, top + side)
-        reference = torch.from_numpy(__import__("numpy").asarray(pil.crop(box).resize((out, out), Image.LANCZOS))).permute(
+        reference = torch.from_numpy(__import__("numpy").asarray(pil.crop(box).resize((out, out), Image.LANCZOS)).copy()).permute(
             2, 0, 1
         )
         reference = reference.unsqueeze(0).double() / 255.0
@@ -244,6 +279,84 @@ def fidelity_table() -> str:
         values.append(psnr(TF.resize(crop, [out, out], antialias=True), reference))
         values += [psnr(method(image, theta, (out, out)), reference) for method in CANDIDATES.values()]
         rows.append(f"| {factor}x | {side} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    return "\n".join(rows)
+
+
+def _crop_fidelity(image: Tensor, pil: object, factor: float, left: int, top: int, out: int = 56) -> dict[str, float]:
+    """PSNR against Pillow's Lanczos of one integer crop ``round(out * factor)`` wide, for
+    torchvision's antialiased resize and the two mipmap level maps."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+
+    side = round(out * factor)
+    box = (left, top, left + side, top + side)
+    reference = torch.from_numpy(np.asarray(pil.crop(box).resize((out, out), Image.LANCZOS)).copy())  # type: ignore[attr-defined]
+    reference = reference.permute(2, 0, 1).unsqueeze(0).double() / 255.0
+    theta = daf.boxes_to_theta(torch.tensor([box], dtype=torch.float64), tuple(image.shape[-2:]))
+    crop = image[..., top : top + side, left : left + side]
+    return {
+        "torchvision": psnr(TF.resize(crop, [out, out], antialias=True), reference),
+        "mipmap": psnr(mipmap(image, theta, (out, out)), reference),
+        "mipmap_055": psnr(mipmap_055(image, theta, (out, out)), reference),
+    }
+
+
+def _photo_and_pil() -> tuple[Tensor, object]:
+    from PIL import Image
+
+    image = photo()
+    return image, Image.fromarray((image[0].permute(1, 2, 0) * 255).round().byte().numpy())
+
+
+def near_three_table() -> str:
+    """Fidelity around 3x and 5x: at odd integer shrinks both references sample on input pixel centres."""
+    image, pil = _photo_and_pil()
+    rows = [
+        "| shrink | crop | torchvision | mipmap | mipmap - torchvision | mipmap_055 - torchvision |",
+        "|---|---|---|---|---|---|",
+    ]
+    for factor in (2.9, 2.95, 3.0, 3.05, 3.1, 4.9, 4.95, 5.0, 5.05, 5.1):
+        side = round(56 * factor)
+        v = _crop_fidelity(image, pil, factor, (512 - side) // 3, (512 - side) // 2)
+        rows.append(
+            f"| {factor:g}x | {side} | {v['torchvision']:.2f} | {v['mipmap']:.2f} | {v['mipmap'] - v['torchvision']:+.2f} | "
+            f"{v['mipmap_055'] - v['torchvision']:+.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def sweep_table() -> str:
+    """Both level maps over fractional shrinks: zone plate residual / resize's, the sinusoid
+    against the tests' bound (at most 1 passes), and the worst PSNR gap to torchvision over
+    three crop positions (the fidelity table's, the top-left corner, and (101, 37))."""
+    n = 512
+    image, pil = _photo_and_pil()
+    zone, wave = zone_plate(n), sinusoid(n)
+    rows = [
+        "| shrink | zone plate / resize: 0.55 -> shipped | sinusoid / bound: 0.55 -> shipped | "
+        "worst dB vs torchvision: 0.55 -> shipped |",
+        "|---|---|---|---|",
+    ]
+
+    def resized(image: Tensor, size: tuple[int, int]) -> float:
+        return residual(F.interpolate(image, size=size, mode="bilinear", antialias=True))
+
+    for factor in (1.6, 1.8, 2, 2.25, 2.5, 2.75, 3, 3.25, 3.5, 3.75, 4, 4.5, 5, 5.5, 6, 7, 8):
+        out_n = round(n / factor)
+        size, exact = (out_n, out_n), n / out_n
+        bound = 2 * resized(wave, size) + 0.3 * residual(plain(wave, whole(n), size)) * 2 / exact
+        zone_cell = " -> ".join(f"{residual(m(zone, whole(n), size)) / resized(zone, size):.2f}" for m in (mipmap_055, mipmap))
+        wave_cell = " -> ".join(f"{residual(m(wave, whole(n), size)) / bound:.2f}" for m in (mipmap_055, mipmap))
+        cells = [zone_cell, wave_cell]
+        side = round(56 * factor)
+        gaps = {"mipmap": [], "mipmap_055": []}
+        for left, top in (((512 - side) // 3, (512 - side) // 2), (0, 0), (101, 37)):
+            v = _crop_fidelity(image, pil, factor, left, top)
+            for key in gaps:
+                gaps[key].append(v[key] - v["torchvision"])
+        cells.append(f"{min(gaps['mipmap_055']):+.2f} -> {min(gaps['mipmap']):+.2f}")
+        rows.append(f"| {factor:g}x | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -283,7 +396,7 @@ def antialias_case(
     in_size: int = 448,
     out: int = 224,
     backward: bool = False,
-    methods: tuple[str, ...] = tuple(CANDIDATES),
+    methods: tuple[str, ...] = TIMED,
 ) -> dict[str, float]:
     """Median milliseconds per method for random resized crops; methods run interleaved.
 
@@ -378,7 +491,7 @@ def memory_table(batch: int = 64, in_size: int = 448, out: int = 224) -> str:
     """Peak resident memory of a fresh process running one forward + backward per method."""
     rows = [f"| method ({batch}, 3, {in_size}, {in_size}) -> {out} | peak RSS fwd+bwd (MB) | over plain (MB) |", "|---|---|---|"]
     peaks = {}
-    for name in ("plain", *CANDIDATES):
+    for name in ("plain", *TIMED):
         command = [sys.executable, __file__, "--peak", name, "--batch", str(batch), "--in-size", str(in_size), "--out", str(out)]
         peaks[name] = float(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
     rows += [f"| {name} | {mb:.0f} | {mb - peaks['plain']:.0f} |" for name, mb in peaks.items()]
@@ -396,7 +509,7 @@ def _peak(name: str, batch: int, in_size: int, out: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("aliasing", "fidelity", "cost", "floor", "memory"), action="append")
+    parser.add_argument("--only", choices=("aliasing", "fidelity", "sweep", "near3", "cost", "floor", "memory"), action="append")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--peak", help=argparse.SUPPRESS)
@@ -409,7 +522,7 @@ def main() -> None:
     if args.peak:
         print(_peak(args.peak, args.batch, args.in_size, args.out))
         return
-    only = args.only or ["aliasing", "fidelity", "cost", "floor", "memory"]
+    only = args.only or ["aliasing", "fidelity", "sweep", "near3", "cost", "floor", "memory"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     if "aliasing" in only:
         print("Residual std around the ideal flat 0.5 (whole 512 x 512 image shrunk):\n")
@@ -417,6 +530,12 @@ def main() -> None:
     if "fidelity" in only:
         print("PSNR (dB) against Pillow's Lanczos resize of the integer crop, astronaut -> 56 x 56:\n")
         print(fidelity_table() + "\n")
+    if "sweep" in only:
+        print("Level maps over fractional shrinks (whole 512 x 512 image; photo crops -> 56 x 56):\n")
+        print(sweep_table() + "\n")
+    if "near3" in only:
+        print("PSNR (dB) against Pillow's Lanczos around 3x and 5x (astronaut -> 56 x 56):\n")
+        print(near_three_table() + "\n")
     if "cost" in only:
         print(cost_table(args.repeats, args.batch, args.in_size, args.out) + "\n")
         print(cost_table(max(3, args.repeats // 2), args.batch, args.in_size, args.out, backward=True) + "\n")

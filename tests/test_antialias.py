@@ -177,10 +177,11 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return (10 * torch.log10(1.0 / (a - b).square().mean())).item()
 
 
-@pytest.mark.parametrize(("factor", "allowed_db"), [(2, 1.0), (2.5, 1.0), (3, 1.5), (4, 1.0), (5, 1.0), (6, 1.0), (8, 1.0)])
-def test_photo_fidelity_close_to_torchvision_against_lanczos(factor, allowed_db):
-    """PSNR against Pillow's Lanczos resize of the integer crop, compared with torchvision's
-    antialiased resize of the same crop. About 3x the pyramid is 1.4 dB short (see the docs)."""
+@pytest.mark.parametrize("factor", [2, 2.5, 3, 4, 5, 6, 8])
+def test_photo_fidelity_close_to_torchvision_against_lanczos(factor):
+    """PSNR against Pillow's Lanczos resize of the integer crop, within 1 dB of torchvision's
+    antialiased resize of the same crop (3x is the tightest: there both references sample on
+    input pixel centres, which lifts them about 1 dB over 2.95x and 3.05x; see the docs)."""
     from PIL import Image
 
     image = _astronaut()
@@ -193,7 +194,7 @@ def test_photo_fidelity_close_to_torchvision_against_lanczos(factor, allowed_db)
     box = torch.tensor([[left, top, left + side, top + side]], dtype=torch.float64)
     ours = _psnr(daf.crop(image, box, out, antialias=True), reference)
     torchvision = _psnr(TF.resize(image[..., top : top + side, left : left + side], [out, out], antialias=True), reference)
-    assert ours >= torchvision - allowed_db
+    assert ours >= torchvision - 1.0
 
 
 # --------------------------------------------------------------------------- gradients
@@ -216,7 +217,8 @@ def test_gradcheck_images_and_theta(per_axis):
 @given(st.floats(0.5, 9.0), st.floats(0.5, 9.0), st.booleans(), st.integers(0, 2**31 - 1))
 def test_blend_is_the_weighted_sum_of_the_level_samples(sx, sy, per_axis, seed):
     """The blend (a chain of lerps) equals sum_j w_j grid_sample(level_j) with the documented
-    tent weights on l = 2 (log2 s - 0.55), over every level the static shapes give."""
+    tent weights on l = 2 (log2 s - 0.55) - 0.4 clamp(log2 s - 1, 0, 0.5), over every level the
+    static shapes give."""
     g = torch.Generator().manual_seed(seed)
     in_size, out = (37, 41), (5, 4)
     images = torch.rand(3, 2, *in_size, generator=g, dtype=torch.float64)
@@ -229,7 +231,8 @@ def test_blend_is_the_weighted_sum_of_the_level_samples(sx, sy, per_axis, seed):
     depth = len(sizes) - 1
 
     def tent(s):
-        level = (2 * (torch.log2(s.clamp(min=1.0)) - 0.55)).clamp(0, depth)
+        octaves = torch.log2(s.clamp(min=1.0))
+        level = (2 * (octaves - 0.55) - 0.4 * (octaves - 1).clamp(0, 0.5)).clamp(0, depth)
         return torch.stack([(1 - (level - j).abs()).clamp(min=0) for j in range(depth + 1)], -1)
 
     def resize(x, size):
@@ -347,8 +350,56 @@ def test_antialias_must_be_a_bool(value):
 def test_pyramid_depth_follows_static_shapes_and_weights_sum_to_one():
     assert len(pyramid_sizes((448, 448), (224, 224))) == 2
     assert len(pyramid_sizes((64, 64), (64, 64))) == 2  # zoom-outs still get one level
-    assert pyramid_sizes((3, 2), (1, 1))[-1] == (1, 1)
+    assert all(width == 1 for _, width in pyramid_sizes((64, 1), (1, 1)))  # levels keep at least one pixel
+    assert pyramid_sizes((64, 1), (1, 1))[-1] == (1, 1)
     scale = torch.logspace(-1, 4, 200, base=2.0, dtype=torch.float64)
     weights = level_weights(scale, 5)
     torch.testing.assert_close(weights.sum(-1), torch.ones(200, dtype=torch.float64))
     assert (weights[scale <= 2**0.55, 0] == 1).all()
+
+
+def test_amount_of_filtering_grows_continuously_with_the_shrink():
+    """The blended level sum_j j w_j is nondecreasing and continuous in s (no jump where the
+    offset starts or stops growing, at 2x and 2 ** 1.5), and 2 log2 s - 1.3 from 2.83x on."""
+    scale = torch.logspace(0, 4, 4001, base=2.0, dtype=torch.float64)
+    mean_level = (level_weights(scale, 8) * torch.arange(9, dtype=torch.float64)).sum(-1)
+    steps = mean_level.diff()
+    assert (steps >= 0).all() and steps.max() < 0.01
+    beyond = (scale >= 2**1.5) & (mean_level < 8)
+    torch.testing.assert_close(mean_level[beyond], 2 * torch.log2(scale[beyond]) - 1.3)
+
+
+@given(st.integers(1, 600), st.integers(1, 600), st.integers(1, 300), st.integers(1, 300))
+def test_pyramid_is_deep_enough_for_any_crop_inside_the_image(in_h, in_w, out_h, out_w):
+    """A crop inside the image shrinks at most in / out: its level is never clamped by the depth."""
+    sizes = pyramid_sizes((in_h, in_w), (out_h, out_w))
+    worst = torch.tensor(max(in_h / out_h, in_w / out_w), dtype=torch.float64)
+    unclamped = level_weights(worst.view(1), 50)[0]
+    assert unclamped[len(sizes) :].sum() == 0
+
+
+# --------------------------------------------------------------------------- no host sync, torch.compile
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("per_axis", [False, True])
+def test_no_host_sync_forward_and_backward(device, per_axis):
+    """The depth comes from static shapes and the weights stay on the device: no value is read."""
+    from tests.test_no_sync import no_host_sync
+
+    images = torch.rand(3, 2, 40, 36).to(device).requires_grad_()
+    theta = (torch.eye(2, 3).expand(3, 2, 3) * torch.tensor([1.0, 0.6, 0.2]).view(3, 1, 1)).to(device).requires_grad_()
+    with no_host_sync(device):
+        out = antialiased_sample(images, theta, (8, 9), per_axis=per_axis)
+        out.square().sum().backward()
+    assert out.shape == (3, 2, 8, 9) and images.grad is not None and theta.grad is not None
+
+
+@pytest.mark.parametrize("per_axis", [False, True])
+def test_compiles_in_one_graph_and_matches_eager(per_axis):
+    g = torch.Generator().manual_seed(5)
+    images = torch.rand(4, 3, 48, 40, generator=g)
+    boxes = torch.tensor([[0.0, 0.0, 40.0, 48.0], [4.0, 2.0, 30.0, 40.0], [10.0, 10.0, 18.0, 16.0], [0.0, 5.0, 40.0, 25.0]])
+    theta = daf.boxes_to_theta(boxes, (48, 40))
+    compiled = torch.compile(antialiased_sample, fullgraph=True, backend="eager")
+    torch.testing.assert_close(
+        compiled(images, theta, (12, 10), per_axis=per_axis), antialiased_sample(images, theta, (12, 10), per_axis=per_axis)
+    )
