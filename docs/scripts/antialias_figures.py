@@ -68,7 +68,7 @@ def photo_figure() -> None:
 
     array = data.astronaut()
     image = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).double() / 255.0
-    out, side, left, top = 64, 192, 150, 40  # 3x: the hardest factor for the pyramid
+    out, side, left, top = 64, 192, 150, 40  # 3x: the references sample on input pixel centres there, the pyramid cannot
     box = torch.tensor([[left, top, left + side, top + side]], dtype=torch.float64)
     crop = image[..., top : top + side, left : left + side]
     lanczos = Image.fromarray(array).crop((left, top, left + side, top + side)).resize((out, out), Image.LANCZOS)
