@@ -116,6 +116,26 @@ class Range(nn.Module):
             return low, low + (b - low) * torch.sigmoid(r2)
         return r1, r1 + F.softplus(r2)
 
+    @property
+    def fixed_affine(self) -> tuple[float, float] | None:
+        """``(offset, span)`` of a fixed range: ``value = offset + span * noise`` (the log of the value
+        for a log range), as Python numbers; ``None`` when learnable."""
+        return None if self.raw is not None else (self._offset, self._span)
+
+    def sample_log(self, noise: Tensor) -> Tensor:
+        """``log(sample(noise))`` of a log range, computed in log space (no ``exp`` and ``log``).
+
+        Raises:
+            ValueError: the range is not a log range.
+        """
+        if not self.log:
+            raise ValueError("sample_log needs a log range (Range(..., log=True))")
+        if self.raw is None:
+            return noise * self._span + self._offset
+        # log low = r1, log high = r1 + softplus(r2): the parameterisation is already in log space.
+        log_low, log_span = self.raw[0].to(noise), F.softplus(self.raw[1]).to(noise)
+        return log_low + log_span * noise
+
     def sample(self, noise: Tensor) -> Tensor:
         """Map ``U(0, 1)`` noise (any shape) to values in the range, reparameterised."""
         if self.raw is None:

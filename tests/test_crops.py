@@ -69,6 +69,63 @@ def test_rrc_boxes_are_an_allowed_crop_or_torchvisions_centred_fallback(
     assert params.size == (8, 8) and params.in_size == (height, width) and params.applied.shape == (batch,)
 
 
+def reference_rrc_boxes(noise, p_noise, height, width, scale, ratio, p):
+    """torchvision's procedure written out per sample in float64 on diffaug's noise layout.
+
+    ``noise`` ``(B, 11, 2)``: tries ``[:, :10]`` as (area fraction, log ratio) uniforms, then the
+    position; ``p_noise`` ``(B,)`` decides which samples are cropped (the others are the whole image).
+    """
+    log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
+    rows = []
+    for sample, u_applied in zip(noise.tolist(), p_noise.tolist(), strict=True):
+        if u_applied >= p:
+            rows.append([0.0, 0.0, float(width), float(height)])
+            continue
+        for u_area, u_ratio in sample[:10]:
+            area = height * width * (scale[0] + (scale[1] - scale[0]) * u_area)
+            aspect = math.exp(log_low + (log_high - log_low) * u_ratio)
+            w, h = math.sqrt(area * aspect), math.sqrt(area / aspect)
+            if w <= width and h <= height:
+                u_x, u_y = sample[10]
+                break
+        else:
+            w = height * ratio[1] if width / height > ratio[1] else float(width)
+            h = width / ratio[0] if width / height < ratio[0] else float(height)
+            u_x = u_y = 0.5
+        left, top = u_x * (width - w), u_y * (height - h)
+        rows.append([left, top, left + w, top + h])
+    return torch.tensor(rows, dtype=torch.float64).view(-1, 4)
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize("p", [1.0, 0.5])
+@given(shapes, st.floats(0.05, 1.0), st.floats(0.0, 1.0), st.floats(0.3, 3.0), st.floats(1.0, 4.0), st.integers(0, 2**31 - 1))
+def test_rrc_boxes_follow_torchvisions_procedure_on_the_same_noise(
+    learnable, p, shape, scale_low, scale_span, ratio_low, ratio_span, seed
+):
+    """Which noise decides what (tries, first fitting try, position, fallback, p), against a per-sample loop.
+
+    The fixed-range path (few tensor ops) and the learnable path (tensor bounds) must both agree with it.
+    """
+    batch, height, width = shape
+    scale = (scale_low, scale_low + scale_span * (1 - scale_low))
+    ratio = (ratio_low, ratio_low * ratio_span)
+    t = da.RandomResizedCrop(8, scale=scale, ratio=ratio, p=p, learnable=learnable).double()
+    if learnable:  # the learnable bounds sit slightly inside the domain: use the ones it holds
+        scale = tuple(float(v.detach()) for v in t.scale.bounds())
+        ratio = tuple(float(v.detach()) for v in t.ratio.bounds())
+    images = torch.zeros(1, 1, 1, 1, dtype=torch.float64).expand(batch, 3, height, width)
+    t.eval()  # a learnable p draws hard (straight-through) samples in eval mode
+    boxes = t.make_params(images, seeded(seed)).boxes
+    generator = seeded(seed)
+    noise = torch.rand(batch, 11, 2, generator=generator, dtype=torch.float64)
+    p_noise = torch.rand(batch, generator=generator, dtype=torch.float64)
+    if learnable and p < 1.0:
+        p_noise = 1 - p_noise  # relaxed Bernoulli in eval mode: applied where u > 1 - p
+    expected = reference_rrc_boxes(noise, p_noise, height, width, scale, ratio, float(torch.as_tensor(t.p).detach()))
+    torch.testing.assert_close(boxes, expected, rtol=1e-6, atol=1e-6 * max(height, width))
+
+
 def test_rrc_uses_the_fallback_only_when_no_try_fits():
     # A 4:1 image, crops of at least 90% of its area with ratio <= 4/3 never fit: all fall back.
     t = da.RandomResizedCrop(8, scale=(0.9, 1.0))

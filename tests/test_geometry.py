@@ -59,6 +59,51 @@ def test_theta_samples_the_box_at_output_pixel_centres(case, out_h, out_w):
     torch.testing.assert_close(y_px, expected_y[:, :, None].expand_as(y_px), rtol=0, atol=1e-9)
 
 
+@given(sides, sides, st.sampled_from([torch.float32, torch.float64]))
+def test_the_whole_canvas_is_exactly_the_identity(height, width, dtype):
+    """No rounding on the identity crop, in any dtype: a crop of the whole image at its size copies it."""
+    whole = torch.tensor([[0.0, 0.0, width, height]], dtype=dtype)
+    assert torch.equal(daf.boxes_to_theta(whole, (height, width)), torch.eye(2, 3, dtype=dtype).unsqueeze(0))
+
+
+def test_boxes_to_theta_on_views_and_in_several_dtypes_and_sizes_in_turn():
+    """Per-canvas constants are kept across calls: they must follow the canvas, dtype and layout of each call."""
+    boxes = torch.tensor([[1.0, 2.0, 5.0, 4.0], [0.5, 0.0, 3.0, 8.0]], dtype=torch.float64)
+    for size in [(4, 8), (8, 4), (4, 8)]:
+        for dtype in (torch.float64, torch.float32, torch.float16):
+            theta = daf.boxes_to_theta(boxes.to(dtype), size)
+            assert theta.dtype == dtype and theta.shape == (2, 2, 3)
+            u = boxes[:, 0::2] * 2 / size[1] - 1
+            v = boxes[:, 1::2] * 2 / size[0] - 1
+            zero = torch.zeros(2, dtype=torch.float64)
+            expected = torch.stack(
+                [
+                    torch.stack([(u[:, 1] - u[:, 0]) / 2, zero, u.mean(1)], -1),
+                    torch.stack([zero, (v[:, 1] - v[:, 0]) / 2, v.mean(1)], -1),
+                ],
+                -2,
+            )
+            torch.testing.assert_close(theta.double(), expected, rtol=0, atol=1e-3 if dtype == torch.float16 else 1e-6)
+    # Non-contiguous boxes (every other row, a transposed layout) and a leading batch of batches.
+    wide = torch.rand(4, 4, 3, dtype=torch.float64).mul(8)[..., 0].t()
+    torch.testing.assert_close(daf.boxes_to_theta(wide, (8, 8)), daf.boxes_to_theta(wide.contiguous(), (8, 8)), rtol=0, atol=0)
+    stacked = daf.boxes_to_theta(boxes.expand(3, 2, 4), (4, 8))
+    assert stacked.shape == (3, 2, 2, 3) and torch.equal(stacked[1], daf.boxes_to_theta(boxes, (4, 8)))
+
+
+def test_constants_made_in_inference_mode_do_not_reach_autograd():
+    """A crop first run under torch.inference_mode must still train afterwards (its kept constants are per mode)."""
+    import diffaug as da
+
+    crop = da.RandomResizedCrop((5, 7), scale=(0.31, 0.77), learnable=True)
+    images = torch.rand(2, 3, 11, 13)
+    with torch.inference_mode():
+        crop(images)
+    out = crop(images.requires_grad_())
+    out.sum().backward()
+    assert images.grad is not None and crop.scale.raw.grad is not None
+
+
 @given(boxes_on_canvas())
 def test_theta_to_boxes_inverts_boxes_to_theta(case):
     boxes, size = case

@@ -47,6 +47,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from diffaug.functional import _constants
+
 __all__ = [
     "boxes_to_theta",
     "theta_to_boxes",
@@ -112,12 +114,27 @@ def boxes_to_theta(boxes: Tensor, size: Sequence[int]) -> Tensor:
         tensor([[1., 0., 0.],
                 [0., 1., 0.]])
     """
-    corners = boxes_to_normalized(boxes, size)
-    first, last = corners[..., :2], corners[..., 2:]  # (u1, v1), (u2, v2)
-    half = (last - first) / 2  # (sx, sy)
-    mid = (last + first) / 2  # (tx, ty)
-    # [[sx, 0, tx], [0, sy, ty]] in a handful of ops: this runs on every crop call.
-    return torch.cat([torch.diag_embed(half), mid.unsqueeze(-1)], dim=-1)
+    height, width = size
+    # theta is affine in the box: row r is x1 * [-1, 0, 1] / S + x2 * [1, 0, 1] / S + [0, 0, -1] (the
+    # diagonal entry moving to column r), S the side. Two addcdiv over (..., 2, 1) columns of the box: four
+    # ATen ops per call (this runs on every crop). Dividing by the side rounds like the written formula and
+    # keeps the whole canvas exactly the identity; the zeros divide by inf.
+    over_first, over_last, shift = _constants.memo(
+        ("boxes_to_theta", height, width), boxes, lambda: _box_theta_terms(size, boxes)
+    )
+    first, last = boxes.view(*boxes.shape[:-1], 2, 2, 1).unbind(-3)  # (x1, y1), (x2, y2) as (..., 2, 1)
+    return torch.addcdiv(torch.addcdiv(shift, first, over_first), last, over_last)
+
+
+def _box_theta_terms(size: Sequence[int], like: Tensor) -> tuple[Tensor, ...]:
+    height, width = size
+    inf = float("inf")
+    terms = (
+        ((-width, inf, width), (inf, -height, height)),
+        ((width, inf, width), (inf, height, height)),
+        ((0.0, 0.0, -1.0), (0.0, 0.0, -1.0)),
+    )
+    return like.new_tensor(terms).unbind(0)
 
 
 def theta_to_boxes(theta: Tensor, size: Sequence[int]) -> Tensor:
@@ -371,9 +388,19 @@ def sampling_grid(theta: Tensor, size: Sequence[int]) -> Tensor:
         (torch.Size([1, 3, 4, 2]), True)
     """
     height, width = size
-    xs = torch.linspace(-1.0 + 1.0 / width, 1.0 - 1.0 / width, width, device=theta.device, dtype=theta.dtype)
-    ys = torch.linspace(-1.0 + 1.0 / height, 1.0 - 1.0 / height, height, device=theta.device, dtype=theta.dtype)
-    scale_x, scale_y, shift = theta.unsqueeze(-1).unsqueeze(-1).unbind(2)  # each (B, 2, 1, 1)
-    columns = scale_x * xs.view(1, 1, 1, width)  # (B, 2, 1, w)
-    rows = torch.addcmul(shift, scale_y, ys.view(1, 1, height, 1))  # (B, 2, h, 1)
-    return (columns + rows).permute(0, 2, 3, 1)
+    xs, ys = _constants.memo(("sampling_grid", height, width), theta, lambda: _pixel_centres(size, theta))
+    scale_x, scale_y, shift = theta.view(theta.shape[0], 2, 3, 1, 1).unbind(2)  # each (B, 2, 1, 1)
+    # Small products first, one full-size add last: a broadcasting addcmul of the full (B, 2, h, w) took
+    # 3x the add's time on CPU (not vectorised for that pattern).
+    columns = scale_x * xs  # (B, 2, 1, w)
+    rows = torch.addcmul(shift, scale_y, ys)  # (B, 2, h, 1)
+    return (columns + rows).permute(0, 2, 3, 1)  # (B, 2, h, w) viewed as (B, h, w, 2)
+
+
+def _pixel_centres(size: Sequence[int], like: Tensor) -> tuple[Tensor, Tensor]:
+    """Normalised centres of the output pixels: columns ``(1, 1, 1, w)`` and rows ``(1, 1, h, 1)``."""
+    height, width = size
+    xs = torch.linspace(-1.0 + 1.0 / width, 1.0 - 1.0 / width, width, device=like.device, dtype=like.dtype)
+    ys = torch.linspace(-1.0 + 1.0 / height, 1.0 - 1.0 / height, height, device=like.device, dtype=like.dtype)
+    return xs.view(1, 1, 1, width), ys.view(1, 1, height, 1)
+

@@ -135,7 +135,9 @@ class GeometricTransform(nn.Module):
         """``(B,)`` in ``[0, 1]``: which samples get the transform (no host sync)."""
         noise = distributions.uniform((batch,), generator, device, dtype)
         if self.p_logit is None:
-            return (noise < self.p_fixed).to(dtype)
+            # p == 1: every noise value is below it (rand is in [0, 1)); still drawn, so the random stream
+            # does not depend on p. One op fewer than the comparison and the conversion.
+            return torch.ones_like(noise) if self.p_fixed == 1.0 else (noise < self.p_fixed).to(dtype)
         probability = torch.sigmoid(self.p_logit).to(device=device, dtype=dtype)
         return distributions.relaxed_bernoulli(probability, noise, self.temperature, hard=not self.training)
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.distributions import Range
-from diffaug.functional import _checks
+from diffaug.functional import _checks, _constants
 from diffaug.transforms.base import GeometricTransform, Params, batch_shape, output_size, param_dtype
 
 __all__ = ["CropParams", "RandomResizedCrop", "ZoomCrop", "BoxCrop"]
@@ -116,20 +116,19 @@ class RandomResizedCrop(GeometricTransform):
         device, dtype = images.device, param_dtype(images)
         noise = distributions.uniform((batch, _TRIES + 1, 2), generator, device, dtype)
         tries, position = noise[:, :_TRIES], noise[:, _TRIES]
-        # Every try at once as (B, tries, 2) sizes (w, h): this runs on every call, so it is
-        # written in few tensor ops (per-call overhead dominates small batches).
-        target_area = self.scale.sample(tries[..., 0]) * float(height * width)
-        aspect = self.ratio.sample(tries[..., 1])
-        sizes = torch.sqrt(torch.stack([target_area * aspect, target_area / aspect], dim=-1))
-        canvas = sizes.new_tensor([float(width), float(height)])
+        # Every try at once as (B, tries, 2) sizes (w, h). This runs on every call and small batches
+        # cost per ATen op, so it is written in few ops, with constants kept across calls.
+        sizes = self._sizes(tries, height, width)
+        canvas = _constants.values((float(width), float(height)), sizes)
         fits = (sizes <= canvas).all(dim=-1)
-        found = fits.any(dim=1, keepdim=True)
-        # The first try that fits (argmax returns the first maximum); no data-dependent control flow.
-        first = fits.to(torch.uint8).argmax(dim=1).view(batch, 1, 1)
-        chosen = torch.take_along_dim(sizes, first, dim=1).squeeze(1)
+        # The first try that fits: max returns the first maximal index (no data-dependent control flow).
+        found, first = fits.max(dim=1, keepdim=True)
+        pair = _constants.values((0, 1), first)  # (w, h) of try i sit at 2 i and 2 i + 1
+        chosen = sizes.flatten(1).gather(1, torch.add(pair, first, alpha=2))
         crop = torch.where(found, chosen, self._fallback(height, width, sizes))
         # Uniform over the places an accepted crop fits; torchvision centres the fallback.
-        corner = torch.where(found, position, 0.5) * (canvas - crop)
+        centred = _constants.values(0.5, position)
+        corner = torch.where(found, position, centred) * (canvas - crop)
         boxes = torch.cat([corner, corner + crop], dim=-1)
 
         applied = self.draw_applied(batch, generator, device, dtype)
@@ -138,6 +137,23 @@ class RandomResizedCrop(GeometricTransform):
             boxes = whole + applied.unsqueeze(-1) * (boxes - whole)
         return _crop_params(boxes, self.size, (height, width), applied)
 
+    def _sizes(self, tries: Tensor, height: int, width: int) -> Tensor:
+        """``(B, tries, 2)`` crop sizes (w, h) = ``sqrt(area * (r, 1 / r))`` from ``(B, tries, 2)`` noise."""
+        area = float(height * width)
+        scale, ratio = self.scale.fixed_affine, self.ratio.fixed_affine
+        if scale is not None and ratio is not None and not self.scale.log and self.ratio.log:
+            # Fixed ranges: (area, log ratio) by one addcmul of the noise (area uniform, ratio log-uniform).
+            offset = _constants.values((scale[0] * area, ratio[0]), tries)
+            span = _constants.values((scale[1] * area, ratio[1]), tries)
+            values = torch.addcmul(offset, tries, span)
+            target_area, log_ratio = values[..., :1], values[..., 1:]
+        else:
+            target_area = self.scale.sample(tries[..., :1]) * area
+            ratio_noise = tries[..., 1:]
+            log_ratio = self.ratio.sample_log(ratio_noise) if self.ratio.log else torch.log(self.ratio.sample(ratio_noise))
+        signs = _constants.values((1.0, -1.0), tries)
+        return torch.sqrt(target_area * torch.exp(log_ratio * signs))
+
     def _fallback(self, height: int, width: int, like: Tensor) -> Tensor:
         """torchvision's centred fallback, continuous: the largest crop of an allowed ratio, ``(2,)`` as (w, h)."""
         in_ratio = width / height
@@ -145,7 +161,7 @@ class RandomResizedCrop(GeometricTransform):
             ratio_low, ratio_high = self.ratio.fixed_values
             fixed_w = height * ratio_high if in_ratio > ratio_high else float(width)
             fixed_h = width / ratio_low if in_ratio < ratio_low else float(height)
-            return like.new_tensor([fixed_w, fixed_h])
+            return _constants.values((fixed_w, fixed_h), like)
         low, high = self.ratio.bounds()
         low, high = low.to(like), high.to(like)
         full_w = like.new_tensor(float(width))
