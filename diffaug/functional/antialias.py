@@ -196,5 +196,7 @@ def antialiased_sample(
     out = F.grid_sample(taps[0][0], grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     for j, (level, _) in enumerate(taps[1:], start=1):
         sample = F.grid_sample(level, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-        out = torch.lerp(out, sample, ratios[:, j].view(-1, 1, 1, 1))
+        # In place: ``out`` is this call's own buffer (grid_sample does not keep its output for
+        # backward; autograd keeps what lerp's gradient needs), and a fresh output costs page faults.
+        out = out.lerp_(sample, ratios[:, j].view(-1, 1, 1, 1))
     return out
