@@ -14,7 +14,7 @@ from kornia.geometry.transform import warp_affine
 import diffaug.functional as daf
 
 MODES = ["bilinear", "nearest", "bicubic"]
-PADDINGS = ["zeros", "border", "reflection"]
+PADDINGS = ["zeros", "border", "reflection", "reflect"]
 
 
 @st.composite
@@ -50,9 +50,9 @@ def test_integer_box_at_its_own_size_equals_slicing(case, mode, padding_mode):
 
 @given(integer_crops(inside=False), st.sampled_from(["bilinear", "nearest"]), st.sampled_from(PADDINGS))
 def test_integer_boxes_outside_the_image_show_the_documented_padding(case, mode, padding_mode):
-    """zeros / border / reflection == numpy.pad constant 0 / edge / symmetric, even far outside."""
+    """zeros / border / reflection / reflect == numpy.pad constant 0 / edge / symmetric / reflect, even far outside."""
     images, boxes, size = case
-    numpy_mode = {"zeros": "constant", "border": "edge", "reflection": "symmetric"}[padding_mode]
+    numpy_mode = {"zeros": "constant", "border": "edge", "reflection": "symmetric", "reflect": "reflect"}[padding_mode]
     pad = 40
     padded = torch.from_numpy(np.pad(images.numpy(), ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode=numpy_mode))
     out = daf.crop(images, boxes, size, mode=mode, padding_mode=padding_mode)
@@ -264,10 +264,16 @@ def test_one_pixel_boxes_pick_one_pixel_and_tiny_boxes_stay_finite(case, mode):
 @pytest.mark.parametrize("padding_mode", PADDINGS)
 def test_box_wholly_outside(padding_mode):
     image = torch.arange(12.0, dtype=torch.float64).reshape(1, 1, 3, 4)
-    # Right of the image, one pixel wide, rows 0..2: zeros -> 0, border -> last column, reflection -> mirrored columns.
+    # Right of the image, one pixel wide, rows 0..2: zeros -> 0, border -> last column, reflection -> mirrored
+    # columns (6 -> 1), reflect -> mirrored about the last column's centre (4 -> 2, 5 -> 1, 6 -> 0).
     box = torch.tensor([[6.0, 0.0, 7.0, 3.0]], dtype=torch.float64)
     out = daf.crop(image, box, (3, 1), padding_mode=padding_mode)[0, 0, :, 0]
-    expected = {"zeros": torch.zeros(3), "border": image[0, 0, :, 3], "reflection": image[0, 0, :, 1]}[padding_mode]
+    expected = {
+        "zeros": torch.zeros(3),
+        "border": image[0, 0, :, 3],
+        "reflection": image[0, 0, :, 1],
+        "reflect": image[0, 0, :, 0],
+    }[padding_mode]
     torch.testing.assert_close(out, expected.to(torch.float64), rtol=0, atol=1e-12)
 
 

@@ -13,7 +13,9 @@ import torch
 from torch import Tensor
 
 MODES = ("bilinear", "nearest", "bicubic")
-PADDING_MODES = ("zeros", "border", "reflection")
+# "reflection" is grid_sample's (mirror about the outer edges, the edge pixel repeated: numpy's
+# "symmetric"); "reflect" mirrors about the edge pixels' centres (numpy's and torchvision's "reflect").
+PADDING_MODES = ("zeros", "border", "reflection", "reflect")
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -47,6 +49,35 @@ def check_size(size: int | Sequence[int], name: str = "size") -> tuple[int, int]
     if height <= 0 or width <= 0:
         raise ValueError(f"{name} must be positive, got {size!r}")
     return height, width
+
+
+def check_fill(fill: object, padding_mode: str, channels: int | None = None) -> tuple[float, ...] | None:
+    """``fill``: a number or one number per channel -> a tuple of floats, or ``None`` for all zeros.
+
+    A non-zero fill is what ``padding_mode="zeros"`` shows outside the image, so it needs that mode.
+    ``channels``, when known, must match a per-channel fill.
+    """
+    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
+        values: tuple[float, ...] = (float(fill),)
+    elif (
+        isinstance(fill, Sequence)
+        and not isinstance(fill, str)
+        and len(fill) > 0
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in fill)
+    ):
+        values = tuple(float(v) for v in fill)
+    else:
+        raise TypeError(f"fill must be a number or a sequence of numbers (one per channel), got {fill!r}")
+    if channels is not None and len(values) not in (1, channels):
+        raise ValueError(f"fill must have 1 value or one per channel ({channels}), got {len(values)}: {fill!r}")
+    if all(v == 0.0 for v in values):
+        return None
+    if padding_mode != "zeros":
+        raise ValueError(
+            f"fill is shown outside the image only with padding_mode='zeros' (constant padding); "
+            f"got fill={fill!r} with padding_mode={padding_mode!r}"
+        )
+    return values
 
 
 def check_choice(value: object, choices: Sequence[str], name: str) -> str:

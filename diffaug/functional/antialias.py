@@ -137,6 +137,7 @@ def antialiased_sample(
     mode: str = "bilinear",
     padding_mode: str = "zeros",
     per_axis: bool = False,
+    grid: Tensor | None = None,
 ) -> Tensor:
     """``grid_sample`` of ``images`` through ``theta``, low-pass filtered where the warp shrinks.
 
@@ -152,6 +153,10 @@ def antialiased_sample(
         per_axis: separable levels (a rip-map) blended with a weight per axis: each axis gets
             its own amount of filtering, for ``(depth + 1) ** 2`` reads instead of ``depth + 1``.
             The default picks one level per sample from the more shrunk axis.
+        grid: the sampling grid of ``theta`` when the caller has already built it, e.g. folded
+            by :func:`~diffaug.functional.reflect_grid` for ``"reflect"`` padding (folded for
+            level 0's pixels; a smaller level clamps to its border within one of its pixels of
+            the edge). Default: ``sampling_grid(theta, size)``.
 
     Returns:
         ``(B, C, h, w)``; gradients reach ``images`` and ``theta`` (also through the amount of
@@ -172,7 +177,7 @@ def antialiased_sample(
     shrink = output_pixel_scale(theta, in_size, out_size)  # (B, 2) as (x, y)
     # One grid serves every level: normalised coordinates do not depend on the level's size.
     # The plain warp's own grid, so that level 0 matches it bit for bit.
-    grid = sampling_grid(theta, out_size)
+    grid = sampling_grid(theta, out_size) if grid is None else grid
 
     taps: list[tuple[Tensor, Tensor]] = []
     if per_axis:

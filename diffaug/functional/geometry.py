@@ -68,6 +68,7 @@ __all__ = [
     "apply_to_points",
     "output_pixel_scale",
     "sampling_grid",
+    "reflect_grid",
 ]
 
 
@@ -404,3 +405,38 @@ def _pixel_centres(size: Sequence[int], like: Tensor) -> tuple[Tensor, Tensor]:
     ys = torch.linspace(-1.0 + 1.0 / height, 1.0 - 1.0 / height, height, device=like.device, dtype=like.dtype)
     return xs.view(1, 1, 1, width), ys.view(1, 1, height, 1)
 
+
+def reflect_grid(grid: Tensor, size: Sequence[int]) -> Tensor:
+    """Fold a ``grid_sample`` grid into the image by mirroring it about the edge pixels' centres.
+
+    This is ``numpy.pad(mode="reflect")`` / torchvision's ``padding_mode="reflect"`` (the edge
+    pixel is not repeated: ``... 2 1 | 0 1 2 ... W-1 | W-2 W-3 ...``), which ``grid_sample``
+    lacks: its ``"reflection"`` mirrors about the image's outer edges and repeats the edge pixel
+    (numpy's ``"symmetric"``). In pixel-index space (``i = ((u + 1) W - 1) / 2``) the fold is a
+    triangle wave of period ``2 (W - 1)``; its corners sit on pixel centres, so bilinear sampling
+    of the folded grid equals bilinear sampling of the reflect-padded image, however far outside.
+    Sample the result with ``padding_mode="border"``. Gradients pass through (one-sided on the
+    mirror lines themselves, like bilinear sampling at integer positions).
+
+    Args:
+        grid: ``(..., 2)`` normalised ``(u, v)`` sample positions (e.g. from :func:`sampling_grid`).
+        size: the sampled image's ``(H, W)``.
+
+    Returns:
+        The folded grid, same shape, inside the centres of the edge pixels.
+
+    Example:
+        >>> import torch
+        >>> centres = (2 * torch.tensor([-2.0, -1.0, 0.0, 3.0, 4.0, 5.0]) + 1) / 4 - 1  # pixel centres of a W=4 row
+        >>> folded = reflect_grid(torch.stack([centres, torch.zeros(6)], -1), (1, 4))
+        >>> ((folded[:, 0] + 1) * 4 - 1) / 2  # pixel indices -2, -1, 0, 3, 4, 5 -> 2, 1, 0, 3, 2, 1
+        tensor([2., 1., 0., 3., 2., 1.])
+    """
+    height, width = size
+    half = grid.new_tensor([width / 2.0, height / 2.0])
+    last = grid.new_tensor([width - 1.0, height - 1.0])
+    # Period 2 (W - 1); a one-pixel axis gets any period (its only pixel is read with border padding).
+    period = grid.new_tensor([2.0 * max(width - 1, 1), 2.0 * max(height - 1, 1)])
+    index = torch.addcmul(last / 2.0, grid, half)  # ((u + 1) W - 1) / 2
+    folded = last - (index.remainder(period) - last).abs()
+    return (folded - last / 2.0) / half

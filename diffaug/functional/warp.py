@@ -17,7 +17,7 @@ from torch import Tensor
 
 from diffaug.functional import _checks
 from diffaug.functional.antialias import antialiased_sample
-from diffaug.functional.geometry import boxes_to_theta, sampling_grid
+from diffaug.functional.geometry import boxes_to_theta, reflect_grid, sampling_grid
 
 __all__ = ["warp", "crop", "compute_dtype"]
 
@@ -44,6 +44,7 @@ def warp(
     padding_mode: str = "zeros",
     batch_index: Tensor | None = None,
     antialias: bool = False,
+    fill: float | Sequence[float] = 0.0,
 ) -> Tensor:
     """Resample images through ``theta`` (output normalised -> input normalised coordinates).
 
@@ -53,11 +54,21 @@ def warp(
             ``(K, 2, 3)``: the ``k``-th output samples ``images[batch_index[k]]``.
         size: output ``(h, w)`` or an int for a square output.
         mode: ``"bilinear"`` | ``"nearest"`` | ``"bicubic"``.
-        padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"``: what is seen outside the image.
+        padding_mode: what is seen outside the image: ``"zeros"`` (constant ``fill``),
+            ``"border"`` (edge pixels repeated), ``"reflection"`` (``grid_sample``'s mirror about
+            the image's outer edges, the edge pixel repeated: numpy's and torchvision's
+            ``"symmetric"``) or ``"reflect"`` (mirror about the edge pixels' centres, the edge
+            pixel not repeated: numpy's and torchvision's ``"reflect"``, see
+            :func:`~diffaug.functional.reflect_grid`).
         batch_index: optional ``(K,)`` integer tensor.
         antialias: low-pass filter each sample, per its own shrink, where the warp shrinks
             (a mip-map sampled trilinearly, see :mod:`diffaug.functional.antialias`); no effect
             where an output pixel covers at most one input pixel. Not with ``mode="nearest"``.
+        fill: with ``padding_mode="zeros"``, the value seen outside the image: a number or one
+            per channel. The image is padded with it *before* interpolation (``warp(images -
+            fill) + fill``), so an edge pixel blends into ``fill`` over half a pixel as it blends
+            into 0 by default. (torchvision blends with its warped coverage mask instead, which
+            darkens that half pixel twice; away from edges both agree.)
 
     Returns:
         ``(B, C, h, w)`` (``(K, C, h, w)`` with ``batch_index``; ``(C, h, w)`` for a single
@@ -80,6 +91,7 @@ def warp(
     _checks.check_choice(mode, _checks.MODES, "mode")
     _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
     _checks.check_antialias(antialias, mode)
+    fill_values = _checks.check_fill(fill, padding_mode, images.shape[-3])
     if not isinstance(theta, Tensor):
         raise TypeError(f"theta must be a torch.Tensor of shape (B, 2, 3), got {type(theta).__name__}")
     if theta.ndim < 2 or theta.shape[-2:] != (2, 3):
@@ -109,14 +121,20 @@ def warp(
             "give one theta per image, or a batch_index saying which image each theta samples"
         )
 
-    out = _sample(batch, thetas, (out_h, out_w), mode, padding_mode, antialias)
+    out = _sample(batch, thetas, (out_h, out_w), mode, padding_mode, antialias, fill_values)
     if single_image and single_theta:
         out = out.squeeze(0)
     return out
 
 
 def _sample(
-    batch: Tensor, thetas: Tensor, size: tuple[int, int], mode: str, padding_mode: str, antialias: bool = False
+    batch: Tensor,
+    thetas: Tensor,
+    size: tuple[int, int],
+    mode: str,
+    padding_mode: str,
+    antialias: bool = False,
+    fill: tuple[float, ...] | None = None,
 ) -> Tensor:
     """The kernel call with dtype and layout handling; ``batch`` and ``thetas`` agree in length."""
     count, channels = batch.shape[0], batch.shape[1]
@@ -128,18 +146,49 @@ def _sample(
     work_dtype = compute_dtype(batch.dtype)
     channels_last = batch.ndim == 4 and batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
     source = batch.to(work_dtype)
+    # Constant padding with `fill`: warp (images - fill) with zeros outside, then add fill back.
+    offset = source.new_tensor(fill).view(-1, 1, 1) if fill is not None else None
+    if offset is not None:
+        source = source - offset
+    # affine_grid's grid, by broadcasting: its batched matmul cost as much as grid_sample on CPU.
+    theta_work = thetas.to(work_dtype)
+    grid = sampling_grid(theta_work, size)
+    if padding_mode == "reflect":
+        grid = reflect_grid(grid, source.shape[-2:])
+        padding_mode = "border"  # the folded grid stays within the edge pixels' centres
+        if mode == "bicubic":
+            source, grid = _reflect_margin(source, grid)
     if antialias:
-        out = antialiased_sample(source, thetas.to(work_dtype), size, mode, padding_mode)
+        out = antialiased_sample(source, theta_work, size, mode, padding_mode, grid=grid)
     else:
-        # affine_grid's grid, by broadcasting: its batched matmul cost as much as grid_sample on CPU.
-        grid = sampling_grid(thetas.to(work_dtype), size)
         out = F.grid_sample(source, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    if offset is not None:
+        out = out + offset
 
     # uint8 comes back rounded and clamped (bicubic overshoots); other dtypes as they came.
     out = out.round().clamp(0, 255).to(torch.uint8) if batch.dtype == torch.uint8 else out.to(batch.dtype)
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+def _reflect_margin(source: Tensor, grid: Tensor, margin: int = 2) -> tuple[Tensor, Tensor]:
+    """Pad ``source`` by ``margin`` reflected pixels and move ``grid`` into the padded frame.
+
+    Bicubic reads two pixels on each side of a (folded) sample point: near an edge those must be
+    the mirror image, not the border. With the same margin on both sides the normalised
+    coordinate just scales: ``u_padded = u W / (W + 2 margin)``.
+    """
+    height, width = source.shape[-2:]
+
+    def mirrored(n: int) -> Tensor:
+        index = torch.arange(-margin, n + margin, device=source.device)
+        last = max(n - 1, 1)
+        return (n - 1) - (index.remainder(2 * last) - (n - 1)).abs() if n > 1 else torch.zeros_like(index)
+
+    padded = source[..., mirrored(height)[:, None], mirrored(width)]
+    scale = grid.new_tensor([width / (width + 2.0 * margin), height / (height + 2.0 * margin)])
+    return padded, grid * scale
 
 
 def crop(
@@ -150,6 +199,7 @@ def crop(
     padding_mode: str = "zeros",
     batch_index: Tensor | None = None,
     antialias: bool = False,
+    fill: float | Sequence[float] = 0.0,
 ) -> Tensor:
     """Crop boxes out of images and resize them to ``size``, differentiably in both.
 
@@ -161,14 +211,17 @@ def crop(
         size: output ``(h, w)``, or an int for a square output.
         mode: ``"bilinear"`` | ``"nearest"`` | ``"bicubic"``.
         padding_mode: what parts of a box outside the image show: ``"zeros"`` (black; the
-            bilinear tap blends to 0 over the half pixel beyond the edge), ``"border"`` (edge
-            pixels repeated) or ``"reflection"`` (mirrored about the image edges, the edge
-            pixel repeated, as ``numpy.pad(mode="symmetric")``; far outside it repeats with
-            period ``2 H`` / ``2 W``). A box wholly outside shows only padding.
+            bilinear tap blends to 0 over the half pixel beyond the edge; or ``fill``),
+            ``"border"`` (edge pixels repeated), ``"reflection"`` (mirrored about the image
+            edges, the edge pixel repeated, as ``numpy.pad(mode="symmetric")``; far outside it
+            repeats with period ``2 H`` / ``2 W``) or ``"reflect"`` (mirrored about the edge
+            pixels' centres, as ``numpy.pad(mode="reflect")``). A box wholly outside shows only
+            padding.
         batch_index: ``(K,)`` long tensor: box ``k`` is cut from ``images[batch_index[k]]``.
         antialias: low-pass filter each box by its own shrink, per axis of the output pixel's
             footprint, as a resize with antialiasing does (see :func:`warp`); gradients still
             reach the boxes, also through the amount of filtering.
+        fill: the value ``padding_mode="zeros"`` shows outside the image (see :func:`warp`).
 
     Returns:
         ``(B, C, h, w)``, ``(K, C, h, w)`` or ``(C, h, w)`` as above, on the images' device
@@ -199,4 +252,6 @@ def crop(
         )
     # theta in the sampling dtype: half-precision arithmetic here would cost sub-pixel accuracy.
     theta = boxes_to_theta(boxes.to(compute_dtype(images.dtype)), (height, width))
-    return warp(images, theta, size, mode=mode, padding_mode=padding_mode, batch_index=batch_index, antialias=antialias)
+    return warp(
+        images, theta, size, mode=mode, padding_mode=padding_mode, batch_index=batch_index, antialias=antialias, fill=fill
+    )

@@ -85,6 +85,9 @@ class GeometricTransform(nn.Module):
         mode, padding_mode: passed to :func:`diffaug.functional.warp`.
         antialias: passed to :func:`diffaug.functional.warp`: low-pass filter samples the warp
             shrinks (not with ``mode="nearest"``).
+        fill: passed to :func:`diffaug.functional.warp`: what ``padding_mode="zeros"`` shows
+            outside the image, a number or one per channel (images only; masks are filled by
+            :meth:`diffaug.Compose.transform_targets`).
 
     Raises:
         ValueError: ``p`` outside ``[0, 1]``, an unknown ``mode`` or ``padding_mode``, a
@@ -109,12 +112,15 @@ class GeometricTransform(nn.Module):
         learnable_p: bool = False,
         temperature: float = 0.1,
         antialias: bool = False,
+        fill: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__()
         p = _checks.check_probability(p)
         self.mode = interpolation_name(mode)
         self.padding_mode = _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
         self.antialias = _checks.check_antialias(antialias, self.mode)
+        fill_values = _checks.check_fill(fill, self.padding_mode)
+        self.fill: float | tuple[float, ...] = 0.0 if fill_values is None else fill_values
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.temperature = float(temperature)
@@ -155,7 +161,14 @@ class GeometricTransform(nn.Module):
                 "draw them with make_params(images)"
             )
         return daf.warp(
-            images, params.theta, params.size, self.mode, self.padding_mode, params.batch_index, antialias=self.antialias
+            images,
+            params.theta,
+            params.size,
+            self.mode,
+            self.padding_mode,
+            params.batch_index,
+            antialias=self.antialias,
+            fill=self.fill,
         )
 
     def forward(self, images: Tensor) -> Tensor:

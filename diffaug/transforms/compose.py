@@ -101,7 +101,8 @@ class Compose(nn.Sequential):
             style), or an ``OrderedDict`` of named modules.
         mode, padding_mode: override the fused warp's settings. By default a run uses
             ``"nearest"`` if all its steps do, ``"bicubic"`` if any does, else ``"bilinear"``,
-            and the first step's ``padding_mode`` (it decides what is seen outside the input).
+            and the first step's ``padding_mode`` and ``fill`` (it decides what is seen outside the
+            input). With ``padding_mode`` given, the fill is 0.
         antialias: low-pass filter where the fused warp shrinks; ``None``: on if any step of
             the run asks for it.
 
@@ -206,7 +207,7 @@ class Compose(nn.Sequential):
         theta = daf.to_theta(matrix) if all(is_geometric(p) for p in steps) else None
         return ComposeParams(steps, in_size, size, matrix, theta, images.ndim == 4, batch_index)
 
-    def _run_settings(self, run: Sequence[nn.Module]) -> tuple[str, str, bool]:
+    def _run_settings(self, run: Sequence[nn.Module]) -> tuple[str, str, bool, float | tuple[float, ...]]:
         leaves = list(_leaves(run))
         modes = [getattr(m, "mode", "bilinear") for m in leaves]
         if self.mode_override is not None:
@@ -216,19 +217,22 @@ class Compose(nn.Sequential):
         else:
             mode = "bicubic" if "bicubic" in modes else "bilinear"
         padding = str(self.padding_override or (getattr(leaves[0], "padding_mode", "zeros") if leaves else "zeros"))
+        fill = getattr(leaves[0], "fill", 0.0) if leaves and self.padding_override is None else 0.0
         if self.antialias_override is not None:
             antialias = self.antialias_override
         else:
             antialias = any(bool(getattr(m, "antialias", False)) for m in leaves)
-        return mode, padding, antialias and mode != "nearest"
+        return mode, padding, antialias and mode != "nearest", fill
 
     def _warp_run(self, images: Tensor, run: list[tuple[nn.Module, Any]], batch_index: Tensor | None) -> Tensor:
         matrix = daf.to_square(run[0][1].theta)
         for _, params in run[1:]:
             matrix = matrix @ daf.to_square(params.theta)
-        mode, padding, antialias = self._run_settings([module for module, _ in run])
+        mode, padding, antialias, fill = self._run_settings([module for module, _ in run])
         size = tuple(run[-1][1].size)
-        return daf.warp(images, daf.to_theta(matrix), size, mode, padding, batch_index=batch_index, antialias=antialias)
+        return daf.warp(
+            images, daf.to_theta(matrix), size, mode, padding, batch_index=batch_index, antialias=antialias, fill=fill
+        )
 
     def transform(self, images: Tensor, params: ComposeParams) -> Tensor:
         """Apply ``params`` (from :meth:`make_params`) to ``images``: one warp per run of geometric steps."""
@@ -243,8 +247,10 @@ class Compose(nn.Sequential):
             return self.transform(images.unsqueeze(0), params).squeeze(0)
         if params.theta is not None:
             # All steps geometric: make_params already multiplied the matrices; one warp, no second product.
-            mode, padding, antialias = self._run_settings(list(self))
-            return daf.warp(images, params.theta, params.size, mode, padding, batch_index=params.batch_index, antialias=antialias)
+            mode, padding, antialias, fill = self._run_settings(list(self))
+            return daf.warp(
+                images, params.theta, params.size, mode, padding, batch_index=params.batch_index, antialias=antialias, fill=fill
+            )
         pending = params.batch_index  # gathers the images once, at the first warp (or before a non-geometric step)
         run: list[tuple[nn.Module, Any]] = []
         out = images

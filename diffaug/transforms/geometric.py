@@ -11,13 +11,15 @@ by :func:`diffaug.functional.warp`, once per transform, or once per pipeline ins
 Arguments and defaults follow ``torchvision.transforms.v2`` where torchvision has the transform,
 with these differences: every sample gets its own parameters; parameters are continuous (not
 rounded to pixels), so gradients reach them; the default interpolation is bilinear everywhere
-(nearest sampling has no gradient with respect to the warp); outside the image is filled
-according to ``padding_mode`` (zeros, border or reflection) rather than a fill colour.
+(nearest sampling has no gradient with respect to the warp); outside the image shows
+``fill`` (a constant, ``padding_mode="zeros"``) or the image's own edge (``"border"``) or
+mirror image (``"reflection"``, ``"reflect"``), interpolated like the inside.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -90,18 +92,28 @@ class RotationParams(Params):
     center: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0, 2))
 
 
-def affine_matrix(angle: Tensor, translate: Tensor, scale: Tensor, shear: Tensor, center: Tensor, size: Sequence[int]) -> Tensor:
+def affine_matrix(
+    angle: Tensor,
+    translate: Tensor,
+    scale: Tensor,
+    shear: Tensor,
+    center: Tensor,
+    size: Sequence[int],
+    out_size: Sequence[int] | None = None,
+) -> Tensor:
     """The normalised ``(B, 3, 3)`` matrix (output -> input) of torchvision's ``affine``.
 
     The content moves by ``T(center + translate) R(angle) S(scale) SHy(sy) SHx(sx) T(-center)``
     in pixel space (y down; ``angle`` clockwise; ``SHx`` moves ``x`` by ``-tan(sx) y``), the
     definition of ``torchvision.transforms.v2.functional.affine``; ``theta`` is its inverse,
-    converted to normalised coordinates of the ``size`` canvas (input and output alike).
+    converted to normalised coordinates of the ``size`` canvas (input and output alike, unless
+    ``out_size`` is given: an output canvas of another size whose pixel grid is the input's, so
+    the content lands at the same pixel positions).
 
     Args:
         angle: ``(B,)`` degrees. translate: ``(B, 2)`` pixels. scale: ``(B,)``.
         shear: ``(B, 2)`` degrees. center: ``(B, 2)`` pixels.
-        size: canvas ``(H, W)``.
+        size: canvas ``(H, W)``. out_size: output canvas ``(h, w)``, default ``size``.
 
     Example:
         >>> import torch
@@ -131,12 +143,14 @@ def affine_matrix(angle: Tensor, translate: Tensor, scale: Tensor, shear: Tensor
     ) * inv_scale.unsqueeze(-1)
     inverse = inverse.unflatten(-1, (2, 2))  # (B, 2, 2) pixel-space linear part, output -> input
     height, width = size
+    out_height, out_width = size if out_size is None else out_size
     # The output's centre pixel position m samples M^-1 (m - center - translate) + center.
-    middle = center.new_tensor([width / 2.0, height / 2.0])
+    middle = center.new_tensor([out_width / 2.0, out_height / 2.0])
     source = (inverse * (middle - center - translate).unsqueeze(-2)).sum(-1) + center
-    # Normalised coordinates: u = 2 x / W - 1 (see diffaug.functional.geometry); same canvas in and out.
+    # Normalised coordinates: u = 2 x / W - 1 (see diffaug.functional.geometry), per canvas.
     extent = center.new_tensor([float(width), float(height)])
-    linear = inverse * (extent.unsqueeze(0) / extent.unsqueeze(-1))  # [i][j] * size_j / size_i
+    out_extent = center.new_tensor([float(out_width), float(out_height)])
+    linear = inverse * (out_extent.unsqueeze(0) / extent.unsqueeze(-1))  # [i][j] * out_size_j / size_i
     shift = 2.0 * source / extent - 1.0
     return daf.to_square(torch.cat([linear, shift.unsqueeze(-1)], dim=-1))
 
@@ -166,12 +180,44 @@ def _check_center(center: object) -> tuple[float, float] | None:
     return float(center[0]), float(center[1])
 
 
-def _no_expand(expand: object) -> None:
-    if expand:
-        raise ValueError(
-            "expand=True is not supported: every sample of a batch has its own angle but the batch shares one output "
-            "size; rotate without expand and choose the output size with Resize or CenterCrop"
-        )
+@functools.lru_cache(maxsize=256)
+def expanded_size(degrees: tuple[float, float], height: int, width: int) -> tuple[int, int]:
+    """The canvas ``(h, w)`` that holds an ``height x width`` image rotated by any angle in ``degrees``.
+
+    For one angle it is torchvision's ``rotate(..., expand=True)`` size: the rotated image's
+    bounding box, its ends truncated to 1e-4 pixel and rounded outwards. Over a range,
+    each side is its largest value: at an end of the range or where the half-extent
+    ``(W |cos a| + H |sin a|) / 2`` (or ``(W |sin a| + H |cos a|) / 2``) peaks, at
+    ``a = +-atan(H / W)`` (``+-atan(W / H)``) mod 180. Shapes only: no tensor data is read.
+
+    Example:
+        >>> expanded_size((90.0, 90.0), 10, 20), expanded_size((-45.0, 45.0), 10, 10)
+        ((20, 10), (16, 16))
+    """
+    low, high = degrees
+    angles = [low, high]
+    for base in (math.atan2(height, width), math.atan2(width, height)):
+        for peak in (math.degrees(base), -math.degrees(base)):
+            angles += [peak + 180.0 * k for k in range(math.ceil((low - peak) / 180.0), math.floor((high - peak) / 180.0) + 1)]
+    # Quarter turns are exact (torchvision rotates them with rot90: the sides swap).
+    quarter = [(width, height) if a % 180.0 == 0 else (height, width) for a in angles if a % 90.0 == 0]
+    angles = [a for a in angles if a % 90.0 != 0]
+    if not angles:
+        return max(h for _, h in quarter), max(w for w, _ in quarter)
+
+    def side(half_along: float, half_across: float, angle: float) -> int:
+        rad = math.radians(angle % 360.0)
+        reach = half_along * abs(math.cos(rad)) + half_across * abs(math.sin(rad))
+        # torchvision truncates the corners' positions to 1e-4 pixel, then rounds them outwards.
+        upper = math.trunc((half_along + reach) * 1e4) * 1e-4
+        lower = math.trunc((half_along - reach) * 1e4) * 1e-4
+        return math.ceil(upper) - math.floor(lower)
+
+    # Plain Python arithmetic: shapes only, so torch.compile folds it to constants.
+    sides = [max(side(width / 2.0, height / 2.0, a) for a in angles), max(side(height / 2.0, width / 2.0, a) for a in angles)]
+    out_w = max([sides[0]] + [w for w, _ in quarter])
+    out_h = max([sides[1]] + [h for _, h in quarter])
+    return out_h, out_w
 
 
 class _Flip(GeometricTransform):
@@ -238,8 +284,9 @@ class RandomAffine(GeometricTransform):
         center: pixel ``(x, y)`` of the centre of rotation; default the image centre.
         p: probability of transforming a sample (the others get the identity parameters).
         learnable: make every range above (and ``p`` when ``p < 1``) trainable.
-        mode, padding_mode, antialias: see :func:`diffaug.functional.warp` (``antialias`` filters
-            samples the warp shrinks, e.g. at ``scale < 1``).
+        mode, padding_mode, antialias, fill: see :func:`diffaug.functional.warp` (``antialias``
+            filters samples the warp shrinks, e.g. at ``scale < 1``; ``fill`` is the constant
+            shown outside the image, a number or one per channel, with ``padding_mode="zeros"``).
 
     Raises:
         ValueError, TypeError: for malformed ranges (wrong length, unordered, negative scale,
@@ -269,6 +316,7 @@ class RandomAffine(GeometricTransform):
         padding_mode: str = "zeros",
         temperature: float = 0.1,
         antialias: bool = False,
+        fill: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__(
             p=p,
@@ -277,6 +325,7 @@ class RandomAffine(GeometricTransform):
             learnable_p=learnable and p < 1.0,
             temperature=temperature,
             antialias=antialias,
+            fill=fill,
         )
         self.degrees = Range(_symmetric(degrees, "degrees"), domain=(-math.inf, math.inf), learnable=learnable)
         self.translate_x: Range | None = None
@@ -348,11 +397,16 @@ class RandomRotation(GeometricTransform):
     Args:
         degrees: ``d`` (angles in ``[-d, d]``) or ``(min, max)``, counter-clockwise on screen
             like ``torchvision.transforms.v2.functional.rotate``.
-        expand: only ``False`` (a batch shares one output size); ``True`` raises ``ValueError``.
+        expand: enlarge the output to hold the whole rotated image. The batch shares one
+            output size, so it is the canvas of the worst angle of ``degrees``
+            (:func:`expanded_size`); every sample is rotated about the image centre and centred
+            in it. With a fixed angle (``degrees=(a, a)``) this is torchvision's ``expand=True``.
+            It needs fixed ``degrees`` (not ``learnable``: the size must not depend on a
+            parameter) and no ``center`` (as torchvision, which assumes the image centre).
         center: pixel ``(x, y)`` centre of rotation; default the image centre.
         p: probability of rotating a sample; the others get angle 0.
         learnable: make the angle range (and ``p`` when ``p < 1``) trainable.
-        mode, padding_mode, antialias: see :func:`diffaug.functional.warp`.
+        mode, padding_mode, antialias, fill: see :func:`diffaug.functional.warp`.
 
     Example:
         >>> import torch, diffaug as da
@@ -360,6 +414,9 @@ class RandomRotation(GeometricTransform):
         >>> out = da.RandomRotation(degrees=(90, 90))(images)
         >>> torch.allclose(out, images.rot90(1, dims=(-2, -1)), atol=1e-5)
         True
+        >>> # 20 x 40 turned 30 degrees spans 40 cos 30 + 20 sin 30 = 44.6 px across, rounded outwards at both ends
+        >>> da.RandomRotation(degrees=30, expand=True)(torch.rand(2, 1, 20, 40)).shape
+        torch.Size([2, 1, 38, 46])
     """
 
     def __init__(
@@ -373,6 +430,7 @@ class RandomRotation(GeometricTransform):
         padding_mode: str = "zeros",
         temperature: float = 0.1,
         antialias: bool = False,
+        fill: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__(
             p=p,
@@ -381,10 +439,16 @@ class RandomRotation(GeometricTransform):
             learnable_p=learnable and p < 1.0,
             temperature=temperature,
             antialias=antialias,
+            fill=fill,
         )
-        _no_expand(expand)
         self.degrees = Range(_symmetric(degrees, "degrees"), domain=(-math.inf, math.inf), learnable=learnable)
         self.center = _check_center(center)
+        if expand and (learnable or center is not None):
+            raise ValueError(
+                "expand=True needs fixed degrees and center=None: the batch's output size comes from the degrees "
+                f"range and the image centre; got learnable={learnable!r}, center={center!r}"
+            )
+        self.expand = bool(expand)
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> RotationParams:
         batch, height, width = batch_shape(images)
@@ -394,10 +458,17 @@ class RandomRotation(GeometricTransform):
         angle = applied * self.degrees.sample(noise)
         center = _center(self.center, batch, height, width, angle)
         zero2 = torch.zeros_like(center)
+        out_size = (height, width)
+        shift = zero2
+        if self.expand:
+            low, high = self.degrees.fixed_values or (0.0, 0.0)
+            out_size = expanded_size((low, high), height, width)
+            # Centre the image in the larger canvas: move the content by half the growth.
+            shift = center.new_tensor([(out_size[1] - width) / 2.0, (out_size[0] - height) / 2.0]).expand(batch, 2)
         # torchvision's rotate is its affine with the angle negated.
-        theta = daf.to_theta(affine_matrix(-angle, zero2, torch.ones_like(angle), zero2, center, (height, width)))
+        matrix = affine_matrix(-angle, shift, torch.ones_like(angle), zero2, center, (height, width), out_size)
         return RotationParams(
-            theta=theta, size=(height, width), in_size=(height, width), applied=applied, angle=angle, center=center
+            theta=daf.to_theta(matrix), size=out_size, in_size=(height, width), applied=applied, angle=angle, center=center
         )
 
 
@@ -439,7 +510,8 @@ class CenterCrop(GeometricTransform):
         return _box_params(box.expand(batch, 4), self.size, (height, width))
 
 
-_TV_PADDING = {"constant": "zeros", "edge": "border", "symmetric": "reflection"}
+# torchvision's padding names -> the warp's (see diffaug.functional.warp).
+_TV_PADDING = {"constant": "zeros", "edge": "border", "symmetric": "reflection", "reflect": "reflect"}
 
 
 class RandomCrop(GeometricTransform):
@@ -453,10 +525,12 @@ class RandomCrop(GeometricTransform):
         size: output ``(h, w)`` or an int.
         padding: ``None``, an int (all sides), ``(lr, tb)`` or ``(left, top, right, bottom)``.
         pad_if_needed: pad sides shorter than the crop.
-        fill: only 0 (the padding shows zeros); other fills raise ``ValueError``.
-        padding_mode: torchvision's ``"constant"``, ``"edge"`` or ``"symmetric"`` (or the warp's
-            ``"zeros"``, ``"border"``, ``"reflection"``). ``"reflect"`` (mirror without
-            repeating the edge pixel) has no ``grid_sample`` counterpart and raises ``ValueError``.
+        fill: what ``padding_mode="constant"`` pads with: a number or one per channel.
+        padding_mode: torchvision's ``"constant"``, ``"edge"``, ``"reflect"`` (mirror without
+            repeating the edge pixel) or ``"symmetric"`` (mirror repeating it), or the warp's
+            names (``"zeros"``, ``"border"``, ``"reflection"`` = symmetric). Crops are whole
+            pixels, so the output equals torchvision's pad-then-crop, also far beyond the image
+            (where ``torch.nn.functional.pad`` would refuse a reflection wider than the image).
 
     Example:
         >>> import torch, diffaug as da
@@ -473,18 +547,12 @@ class RandomCrop(GeometricTransform):
         size: int | Sequence[int],
         padding: int | Sequence[int] | None = None,
         pad_if_needed: bool = False,
-        fill: float = 0,
+        fill: float | Sequence[float] = 0,
         padding_mode: str = "constant",
         mode: object = "bilinear",
     ) -> None:
-        if padding_mode == "reflect":
-            raise ValueError(
-                "padding_mode='reflect' (mirror without the edge pixel) cannot be expressed with grid_sample; "
-                "use 'symmetric' (mirror with the edge pixel), 'edge' or 'constant'"
-            )
-        if fill != 0:
-            raise ValueError(f"fill must be 0 (the padding shows zeros); got {fill!r}; use padding_mode='edge' or 'symmetric'")
-        super().__init__(p=1.0, mode=mode, padding_mode=_TV_PADDING.get(padding_mode, padding_mode))  # never shrinks
+        warp_padding = _TV_PADDING.get(padding_mode, padding_mode) if isinstance(padding_mode, str) else padding_mode
+        super().__init__(p=1.0, mode=mode, padding_mode=warp_padding, fill=fill)  # type: ignore[arg-type]  # never shrinks
         self.size = output_size(size)
         self.padding = self._parse_padding(padding)
         self.pad_if_needed = bool(pad_if_needed)
