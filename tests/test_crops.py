@@ -69,11 +69,12 @@ def test_rrc_boxes_are_an_allowed_crop_or_torchvisions_centred_fallback(
     assert params.size == (8, 8) and params.in_size == (height, width) and params.applied.shape == (batch,)
 
 
-def reference_rrc_boxes(noise, p_noise, height, width, scale, ratio, p):
+def reference_rrc_boxes(noise, p_noise, height, width, scale, ratio, p, slack=0.0):
     """torchvision's procedure written out per sample in float64 on diffaug's noise layout.
 
     ``noise`` ``(B, 11, 2)``: tries ``[:, :10]`` as (area fraction, log ratio) uniforms, then the
     position; ``p_noise`` ``(B,)`` decides which samples are cropped (the others are the whole image).
+    A try fits when its sides are at most the image's times ``1 + slack``.
     """
     log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
     rows = []
@@ -85,7 +86,7 @@ def reference_rrc_boxes(noise, p_noise, height, width, scale, ratio, p):
             area = height * width * (scale[0] + (scale[1] - scale[0]) * u_area)
             aspect = math.exp(log_low + (log_high - log_low) * u_ratio)
             w, h = math.sqrt(area * aspect), math.sqrt(area / aspect)
-            if w <= width and h <= height:
+            if w <= width * (1 + slack) and h <= height * (1 + slack):
                 u_x, u_y = sample[10]
                 break
         else:
@@ -122,8 +123,12 @@ def test_rrc_boxes_follow_torchvisions_procedure_on_the_same_noise(
     p_noise = torch.rand(batch, generator=generator, dtype=torch.float64)
     if learnable and p < 1.0:
         p_noise = 1 - p_noise  # relaxed Bernoulli in eval mode: applied where u > 1 - p
-    expected = reference_rrc_boxes(noise, p_noise, height, width, scale, ratio, float(torch.as_tensor(t.p).detach()))
-    torch.testing.assert_close(boxes, expected, rtol=1e-6, atol=1e-6 * max(height, width))
+    p_value = float(torch.as_tensor(t.p).detach())
+    # A try whose side lands within rounding of the image's (e.g. a degenerate range making a crop
+    # exactly as tall as the image) may go either way: accept the procedure with either rounding.
+    candidates = [reference_rrc_boxes(noise, p_noise, height, width, scale, ratio, p_value, s) for s in (-1e-9, 1e-9)]
+    close = [torch.allclose(boxes, c, rtol=1e-6, atol=1e-6 * max(height, width)) for c in candidates]
+    assert any(close), (boxes, candidates)
 
 
 def test_rrc_uses_the_fallback_only_when_no_try_fits():

@@ -115,19 +115,34 @@ class RandomResizedCrop(GeometricTransform):
         batch, height, width = batch_shape(images)
         device, dtype = images.device, param_dtype(images)
         noise = distributions.uniform((batch, _TRIES + 1, 2), generator, device, dtype)
-        tries, position = noise[:, :_TRIES], noise[:, _TRIES]
-        # Every try at once as (B, tries, 2) sizes (w, h). This runs on every call and small batches
-        # cost per ATen op, so it is written in few ops, with constants kept across calls.
-        sizes = self._sizes(tries, height, width)
-        canvas = _constants.values((float(width), float(height)), sizes)
+        position = noise[:, _TRIES]
+        # Every try at once as (B, tries, 2) sizes (w, h) = sqrt(area * (r, 1 / r)). This runs on every
+        # call and small batches cost per ATen op, so it is written in few ops, with constants kept
+        # across calls (see diffaug.functional._constants).
+        law = self._fixed_law(height, width, noise)
+        if law is not None:
+            offset, span, signs, canvas, pair, centred, fallback = law
+            # (area, log ratio) of every row by one addcmul; the position row gets an infinite area,
+            # so it never fits and needs no slicing off.
+            values = torch.addcmul(offset, noise, span)
+            sizes = torch.sqrt(values[..., :1] * torch.exp(values[..., 1:] * signs))
+        else:
+            tries = noise[:, :_TRIES]
+            target_area = self.scale.sample(tries[..., :1]) * float(height * width)
+            ratio_noise = tries[..., 1:]
+            log_ratio = self.ratio.sample_log(ratio_noise) if self.ratio.log else torch.log(self.ratio.sample(ratio_noise))
+            signs = _constants.values((1.0, -1.0), noise)
+            sizes = torch.sqrt(target_area * torch.exp(log_ratio * signs))
+            canvas = _constants.values((float(width), float(height)), noise)
+            pair = _constants.memo("pair", noise, lambda: torch.tensor([0, 1], device=device))
+            centred = _constants.values(0.5, noise)
+            fallback = self._fallback(height, width, noise)
         fits = (sizes <= canvas).all(dim=-1)
         # The first try that fits: max returns the first maximal index (no data-dependent control flow).
         found, first = fits.max(dim=1, keepdim=True)
-        pair = _constants.values((0, 1), first)  # (w, h) of try i sit at 2 i and 2 i + 1
-        chosen = sizes.flatten(1).gather(1, torch.add(pair, first, alpha=2))
-        crop = torch.where(found, chosen, self._fallback(height, width, sizes))
+        chosen = sizes.flatten(1).gather(1, torch.add(pair, first, alpha=2))  # (w, h) of try i sit at 2 i, 2 i + 1
+        crop = torch.where(found, chosen, fallback)
         # Uniform over the places an accepted crop fits; torchvision centres the fallback.
-        centred = _constants.values(0.5, position)
         corner = torch.where(found, position, centred) * (canvas - crop)
         boxes = torch.cat([corner, corner + crop], dim=-1)
 
@@ -137,22 +152,28 @@ class RandomResizedCrop(GeometricTransform):
             boxes = whole + applied.unsqueeze(-1) * (boxes - whole)
         return _crop_params(boxes, self.size, (height, width), applied)
 
-    def _sizes(self, tries: Tensor, height: int, width: int) -> Tensor:
-        """``(B, tries, 2)`` crop sizes (w, h) = ``sqrt(area * (r, 1 / r))`` from ``(B, tries, 2)`` noise."""
+    def _fixed_law(self, height: int, width: int, like: Tensor) -> tuple[Tensor, ...] | None:
+        """The constants of the law with fixed ranges (uniform area, log-uniform ratio), kept per canvas; else ``None``."""
+        scale, ratio = self.scale, self.ratio
+        if scale.fixed_values is None or ratio.fixed_values is None or scale.log or not ratio.log:
+            return None
+        key = ("RandomResizedCrop", height, width, scale.fixed_values, ratio.fixed_values)
+        return _constants.memo(key, like, lambda: self._law_terms(height, width, like))
+
+    def _law_terms(self, height: int, width: int, like: Tensor) -> tuple[Tensor, ...]:
         area = float(height * width)
-        scale, ratio = self.scale.fixed_affine, self.ratio.fixed_affine
-        if scale is not None and ratio is not None and not self.scale.log and self.ratio.log:
-            # Fixed ranges: (area, log ratio) by one addcmul of the noise (area uniform, ratio log-uniform).
-            offset = _constants.values((scale[0] * area, ratio[0]), tries)
-            span = _constants.values((scale[1] * area, ratio[1]), tries)
-            values = torch.addcmul(offset, tries, span)
-            target_area, log_ratio = values[..., :1], values[..., 1:]
-        else:
-            target_area = self.scale.sample(tries[..., :1]) * area
-            ratio_noise = tries[..., 1:]
-            log_ratio = self.ratio.sample_log(ratio_noise) if self.ratio.log else torch.log(self.ratio.sample(ratio_noise))
-        signs = _constants.values((1.0, -1.0), tries)
-        return torch.sqrt(target_area * torch.exp(log_ratio * signs))
+        (scale_offset, scale_span), (ratio_offset, ratio_span) = self.scale.fixed_affine, self.ratio.fixed_affine  # type: ignore[misc]
+        offset = like.new_tensor([[scale_offset * area, ratio_offset]] * _TRIES + [[math.inf, 0.0]])
+        span = like.new_tensor([[scale_span * area, ratio_span]] * _TRIES + [[0.0, 0.0]])
+        return (
+            offset,
+            span,
+            like.new_tensor([1.0, -1.0]),
+            like.new_tensor([float(width), float(height)]),
+            torch.tensor([0, 1], device=like.device),
+            like.new_tensor(0.5),
+            self._fallback(height, width, like),
+        )
 
     def _fallback(self, height: int, width: int, like: Tensor) -> Tensor:
         """torchvision's centred fallback, continuous: the largest crop of an allowed ratio, ``(2,)`` as (w, h)."""
@@ -161,7 +182,7 @@ class RandomResizedCrop(GeometricTransform):
             ratio_low, ratio_high = self.ratio.fixed_values
             fixed_w = height * ratio_high if in_ratio > ratio_high else float(width)
             fixed_h = width / ratio_low if in_ratio < ratio_low else float(height)
-            return _constants.values((fixed_w, fixed_h), like)
+            return like.new_tensor([fixed_w, fixed_h])
         low, high = self.ratio.bounds()
         low, high = low.to(like), high.to(like)
         full_w = like.new_tensor(float(width))
