@@ -226,9 +226,42 @@ def figure_inverse() -> Path:
     return path
 
 
+def figure_padding() -> Path:
+    """What shows outside the image, for each padding mode, and the expanded rotation canvas."""
+    card = test_card(96, 128)[None]
+    shrink = da.RandomAffine(degrees=(25, 25), scale=(0.55, 0.55))
+    params = shrink.make_params(card)
+    settings = [
+        ("zeros", {}),
+        ("zeros, fill=(0.9, 0.6, 0.2)", {"fill": (0.9, 0.6, 0.2)}),
+        ("border", {"padding_mode": "border"}),
+        ("reflection (symmetric)", {"padding_mode": "reflection"}),
+        ("reflect", {"padding_mode": "reflect"}),
+    ]
+    rotate = da.RandomRotation(degrees=(-60, 60), expand=True, fill=0.5)
+    batch = card.expand(5, -1, -1, -1)
+    rotation = rotate.make_params(batch, generator=torch.Generator().manual_seed(1))
+    turned = rotate.transform(batch, rotation)
+    fig, axes = plt.subplots(2, 5, figsize=(14, 5.6), gridspec_kw={"height_ratios": [96, 150]})
+    for ax, (title, kwargs) in zip(axes[0], settings, strict=True):
+        show(ax, da.functional.warp(card, params.theta, (96, 128), **kwargs)[0], title)
+    for i, ax in enumerate(axes[1]):
+        show(ax, turned[i], f"{float(rotation.angle[i]):.0f} deg on {turned.shape[-2]}x{turned.shape[-1]}")
+    fig.suptitle(
+        "Top: RandomAffine(degrees=25, scale=0.55) with each padding mode. "
+        "Bottom: RandomRotation(degrees=(-60, 60), expand=True, fill=0.5): one canvas for the whole range",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path = OUT / "pipelines_padding.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for path in (figure_fusion(), figure_samples(), figure_multicrop(), figure_targets(), figure_inverse()):
+    for path in (figure_fusion(), figure_samples(), figure_multicrop(), figure_padding(), figure_targets(), figure_inverse()):
         print(f"wrote {path.relative_to(OUT.parents[1])}")
     for name, value in measure().items():
         print(f"{name}: {value:.3g}")
