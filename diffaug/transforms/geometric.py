@@ -226,7 +226,7 @@ class _Flip(GeometricTransform):
     axis = 0
 
     def __init__(self, p: float = 0.5, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable_p=learnable and 0.0 < p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
         batch, height, width = batch_shape(images)
@@ -242,8 +242,8 @@ class _Flip(GeometricTransform):
 class RandomHorizontalFlip(_Flip):
     """Flip each sample left-right with probability ``p`` (torchvision's default ``p=0.5``).
 
-    A flipped sample equals ``images.flip(-1)`` (to float rounding of the sampling grid). With ``learnable=True`` the
-    probability is a parameter; the draw is a relaxed Bernoulli in training mode (the matrix
+    A flipped sample equals ``images.flip(-1)`` (to float rounding of the sampling grid). With
+    ``learnable=True`` and ``p < 1`` (as for every transform) the probability is a parameter; the draw is a relaxed Bernoulli in training mode (the matrix
     ``u -> (1 - 2a) u`` blends, ``a`` in ``[0, 1]``) and hard with a straight-through gradient in
     eval mode.
 
