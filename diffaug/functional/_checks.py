@@ -34,6 +34,8 @@ def check_images(images: object, name: str = "images") -> Tensor:
 
 def check_size(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
     """An int or an ``(h, w)`` pair of positive ints -> ``(h, w)``."""
+    if type(size) is tuple and len(size) == 2 and type(size[0]) is int and type(size[1]) is int and size[0] > 0 and size[1] > 0:
+        return size  # the common case, checked on every warp: no generic checks needed
     if isinstance(size, bool):
         raise TypeError(f"{name} must be an int or a pair (h, w) of ints, got {size!r}")
     if isinstance(size, int):

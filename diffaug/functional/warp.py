@@ -145,13 +145,14 @@ def _sample(
 
     work_dtype = compute_dtype(batch.dtype)
     channels_last = batch.ndim == 4 and batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
-    source = batch.to(work_dtype)
+    # Conversions only where the dtype differs: a no-op .to still costs a call on every warp.
+    source = batch if batch.dtype == work_dtype else batch.to(work_dtype)
     # Constant padding with `fill`: warp (images - fill) with zeros outside, then add fill back.
     offset = source.new_tensor(fill).view(-1, 1, 1) if fill is not None else None
     if offset is not None:
         source = source - offset
     # affine_grid's grid, by broadcasting: its batched matmul cost as much as grid_sample on CPU.
-    theta_work = thetas.to(work_dtype)
+    theta_work = thetas if thetas.dtype == work_dtype else thetas.to(work_dtype)
     grid = sampling_grid(theta_work, size)
     if padding_mode == "reflect":
         grid = reflect_grid(grid, source.shape[-2:])
@@ -166,7 +167,10 @@ def _sample(
         out = out + offset
 
     # uint8 comes back rounded and clamped (bicubic overshoots); other dtypes as they came.
-    out = out.round().clamp(0, 255).to(torch.uint8) if batch.dtype == torch.uint8 else out.to(batch.dtype)
+    if batch.dtype == torch.uint8:
+        out = out.round().clamp(0, 255).to(torch.uint8)
+    elif out.dtype != batch.dtype:
+        out = out.to(batch.dtype)
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)
     return out
