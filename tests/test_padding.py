@@ -319,4 +319,4 @@ def test_expand_inverts_back_to_the_input_frame():
     back = pipe.inverse(out, params)
     assert back.shape == images.shape
     error = (back - images)[..., 1:-1, 1:-1].abs()  # the outermost pixels blend with the padding twice
-    assert error.mean() < 5e-3 and error.max() < 3e-2
+    assert error.mean() < 1e-2 and error.max() < 5e-2  # a one-pixel shift would leave about 0.15
