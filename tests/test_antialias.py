@@ -217,8 +217,8 @@ def test_gradcheck_images_and_theta(per_axis):
 @given(st.floats(0.5, 9.0), st.floats(0.5, 9.0), st.booleans(), st.integers(0, 2**31 - 1))
 def test_blend_is_the_weighted_sum_of_the_level_samples(sx, sy, per_axis, seed):
     """The blend (a chain of lerps) equals sum_j w_j grid_sample(level_j) with the documented
-    tent weights on l = 2 (log2 s - 0.55) - 0.4 clamp(log2 s - 1, 0, 0.5), over every level the
-    static shapes give."""
+    tent weights on l = 2 (log2 s - 0.55) - 0.4 clamp(log2 s - 1, 0, 0.5), level 0's being
+    (1 - l) ** 1.5 (the rest to level 1), over every level the static shapes give."""
     g = torch.Generator().manual_seed(seed)
     in_size, out = (37, 41), (5, 4)
     images = torch.rand(3, 2, *in_size, generator=g, dtype=torch.float64)
@@ -233,7 +233,11 @@ def test_blend_is_the_weighted_sum_of_the_level_samples(sx, sy, per_axis, seed):
     def tent(s):
         octaves = torch.log2(s.clamp(min=1.0))
         level = (2 * (octaves - 0.55) - 0.4 * (octaves - 1).clamp(0, 0.5)).clamp(0, depth)
-        return torch.stack([(1 - (level - j).abs()).clamp(min=0) for j in range(depth + 1)], -1)
+        weights = [(1 - (level - j).abs()).clamp(min=0) for j in range(depth + 1)]
+        fading = (1 - level).clamp(min=0) ** 1.5
+        weights[1] = weights[1] + weights[0] - fading
+        weights[0] = fading
+        return torch.stack(weights, -1)
 
     def resize(x, size):
         return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear", antialias=True)
@@ -359,8 +363,9 @@ def test_pyramid_depth_follows_static_shapes_and_weights_sum_to_one():
 
 
 def test_amount_of_filtering_grows_continuously_with_the_shrink():
-    """The blended level sum_j j w_j is nondecreasing and continuous in s (no jump where the
-    offset starts or stops growing, at 2x and 2 ** 1.5), and 2 log2 s - 1.3 from 2.83x on."""
+    """The blended level sum_j j w_j is nondecreasing and continuous in s (no jump where level 0
+    stops fading, nor where the offset starts or stops growing, at 2x and 2 ** 1.5), and
+    2 log2 s - 1.3 from 2.83x on."""
     scale = torch.logspace(0, 4, 4001, base=2.0, dtype=torch.float64)
     mean_level = (level_weights(scale, 8) * torch.arange(9, dtype=torch.float64)).sum(-1)
     steps = mean_level.diff()

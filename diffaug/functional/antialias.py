@@ -9,8 +9,8 @@ same point in every level and one sampling grid serves them all.
 Each sample's footprint comes from its Jacobian (:func:`diffaug.functional.output_pixel_scale`):
 an output pixel spans ``s`` input pixels; the output blends the two levels around
 ``l = 2 (log2(s) - 0.55)``, an offset that grows to 0.65 between 2x and 2.83x (see
-:func:`level_weights`; a tent in ``l``, so the weights, and through them the amount of
-filtering, are differentiable with respect to ``theta``). The blend is a chain of ``torch.lerp``
+:func:`level_weights`; a tent in ``l``, level 0 fading a little faster, so the weights, and
+through them the amount of filtering, are differentiable with respect to ``theta``). The blend is a chain of ``torch.lerp``
 (one elementwise op per level); where ``s`` is at most about 1.46 the weight of level 0 is
 exactly 1 and the result is bit for bit the plain warp: nothing changes when the warp does not
 shrink.
@@ -91,20 +91,30 @@ def level_weights(scale: Tensor, depth: int) -> Tensor:
     ``2 ** 1.5`` (about 2.83x) the offset grows to 0.65 and stays there, i.e.
     ``l = 2 (log2(s) - 0.55) - 0.4 clamp(log2(s) - 1, 0, 0.5)``: between two filtered levels the
     sharper offset keeps the aliasing bar and gains 0.5-1 dB against a Lanczos resize (see the
-    antialiasing page). ``l`` is clamped to ``[0, depth]``; level ``j`` gets
-    ``max(0, 1 - |l - j|)``. Differentiable in ``scale``; exactly level 0 (no filtering) for
-    ``s <= 2 ** 0.55``, about 1.46.
+    antialiasing page). ``l`` is clamped to ``[0, depth]``; level ``j`` gets the tent
+    ``max(0, 1 - |l - j|)``, except that level 0, the only unfiltered one, fades faster:
+    ``(1 - l) ** 1.5`` instead of ``1 - l`` for ``l < 1``, the rest going to level 1 (measured:
+    the zone plate at 2x went from 1.99x to 1.90x the resize's residual, and from 1.6x to 2x the
+    aliasing fell while the photo stayed within 1 dB of torchvision). Differentiable in
+    ``scale``; exactly level 0 (no filtering) for ``s <= 2 ** 0.55``, about 1.46.
 
     Example:
         >>> level_weights(torch.tensor([0.5, 1.0, 2.0, 4.0]), 3)
         tensor([[1.0000, 0.0000, 0.0000, 0.0000],
                 [1.0000, 0.0000, 0.0000, 0.0000],
-                [0.1000, 0.9000, 0.0000, 0.0000],
+                [0.0316, 0.9684, 0.0000, 0.0000],
                 [0.0000, 0.0000, 0.3000, 0.7000]])
     """
     level = _level(scale).clamp(max=float(depth))
     js = torch.arange(depth + 1, device=scale.device, dtype=scale.dtype)
-    return (1.0 - (level.unsqueeze(-1) - js).abs()).clamp(min=0.0)
+    tent = (1.0 - (level.unsqueeze(-1) - js).abs()).clamp(min=0.0)
+    if depth == 0:
+        return tent
+    # Level 0 keeps (1 - l) ** 1.5 and level 1 takes the rest (nothing moves for l = 0 or l >= 1,
+    # so the unfiltered case stays exactly level 0: 1 ** 1.5 == 1).
+    first = tent[..., 0] ** 1.5
+    second = tent[..., 1] + (tent[..., 0] - first)
+    return torch.cat([first.unsqueeze(-1), second.unsqueeze(-1), tent[..., 2:]], dim=-1)
 
 
 def _resize(image: Tensor, size: Sequence[int]) -> Tensor:
