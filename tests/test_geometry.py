@@ -180,3 +180,26 @@ def test_elementary_matrices_act_as_documented(tx, ty, sx, sy, hx, hy):
     torch.testing.assert_close(daf.apply_to_points(daf.flip_matrix(t(1.0), t(0.0)), point), t([[-2.0, -3.0]]))
     torch.testing.assert_close(daf.apply_to_points(daf.flip_matrix(t(0.0), t(1.0)), point), t([[2.0, 3.0]]))
     torch.testing.assert_close(daf.identity(2, dtype=torch.float64), torch.eye(3, dtype=torch.float64).expand(2, 3, 3))
+
+
+@given(affine_entries, affine_entries, st.integers(0, 3))
+def test_compose_theta_is_the_product_of_the_square_matrices(first, second, batch):
+    """The fused theta of two steps, written without 3x3 products, is ``M_first @ M_second``."""
+    a = torch.tensor(first, dtype=torch.float64).view(2, 3).expand(batch, 2, 3)
+    b = torch.tensor(second, dtype=torch.float64).view(2, 3).expand(batch, 2, 3)
+    square = lambda v: torch.cat([v, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64).expand(batch, 1, 3)], 1)  # noqa: E731
+    expected = (square(a) @ square(b))[:, :2]
+    torch.testing.assert_close(daf.compose_theta(a, b), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(daf.compose_theta(a[:1].float(), b[:1].float()), expected[:1].float())
+
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=5), st.floats(0.0, 1.0))
+def test_flip_matrix_blends_per_sample_and_broadcasts(flips_x, flip_y):
+    """Relaxed flips (fractions) scale each axis by 1 - 2 f exactly; a 0-d flip broadcasts against a batch."""
+    fx = torch.tensor(flips_x, dtype=torch.float64)
+    fy = torch.tensor(flip_y, dtype=torch.float64)
+    matrices = daf.flip_matrix(fx, fy)
+    assert matrices.shape == (len(flips_x), 3, 3)
+    for matrix, value in zip(matrices, flips_x, strict=True):
+        expected = torch.diag(torch.tensor([1 - 2 * value, 1 - 2 * flip_y, 1.0], dtype=torch.float64))
+        assert torch.equal(matrix, expected)

@@ -56,6 +56,7 @@ __all__ = [
     "normalized_to_boxes",
     "to_square",
     "to_theta",
+    "compose_theta",
     "identity",
     "normalized_from_pixel_matrix",
     "pixel_matrix_from_normalized",
@@ -165,8 +166,29 @@ def to_square(theta: Tensor) -> Tensor:
                 [0., 1., 0.],
                 [0., 0., 1.]])
     """
-    last = theta.new_tensor([0.0, 0.0, 1.0]).expand(*theta.shape[:-2], 1, 3)
-    return torch.cat([theta, last], dim=-2)
+    last = _constants.memo("projective_row", theta, lambda: theta.new_tensor([[0.0, 0.0, 1.0]]))
+    return torch.cat([theta, last.expand(*theta.shape[:-2], 1, 3)], dim=-2)
+
+
+def compose_theta(first: Tensor, second: Tensor) -> Tensor:
+    """``to_theta(to_square(first) @ to_square(second))`` for ``(..., 2, 3)`` thetas, without 3x3 products.
+
+    The matrix of applying the transform of ``first`` and then that of ``second`` (see "Square
+    matrices" above: ``M_first @ M_second``): ``A x + a`` composed with ``B x + b`` is
+    ``A B x + (A b + a)``. Written as two broadcast ``addcmul`` (no batched matmul: tiny ``bmm``
+    run OpenMP regions on CPU, and small batches cost per op).
+
+    Example:
+        >>> import torch
+        >>> a = boxes_to_theta(torch.tensor([[2.0, 0.0, 6.0, 4.0]]), (4, 8))
+        >>> b = to_theta(flip_matrix(torch.ones(1), torch.zeros(1)))
+        >>> torch.allclose(compose_theta(a, b), to_theta(to_square(a) @ to_square(b)))
+        True
+    """
+    a_x, a_y, a_shift = first.unsqueeze(-1).unbind(-2)  # columns of the first, each (..., 2, 1)
+    b_x, b_y = second.unsqueeze(-2).unbind(-3)  # rows of the second, each (..., 1, 3)
+    shift = a_shift * _constants.memo("shift_column", first, lambda: first.new_tensor([0.0, 0.0, 1.0]))
+    return torch.addcmul(torch.addcmul(shift, a_x, b_x), a_y, b_y)
 
 
 def to_theta(matrix: Tensor) -> Tensor:
@@ -305,7 +327,17 @@ def flip_matrix(flip_x: Tensor, flip_y: Tensor) -> Tensor:
         tensor([[-1., 0., 0.],
                 [ 0., 1., 0.]])
     """
-    return scale_matrix(1.0 - 2.0 * flip_x, 1.0 - 2.0 * flip_y)
+    # The identity plus -2 flip on each diagonal entry: two addcmul with kept constants (every flip calls this).
+    identity, x_term, y_term = _constants.memo("flip_matrix", flip_x, lambda: _flip_terms(flip_x))
+    flip_x, flip_y = flip_x.view(*flip_x.shape, 1, 1), flip_y.view(*flip_y.shape, 1, 1)
+    return torch.addcmul(torch.addcmul(identity, flip_x, x_term), flip_y, y_term)
+
+
+def _flip_terms(like: Tensor) -> tuple[Tensor, ...]:
+    identity = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    x_term = ((-2.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    y_term = ((0.0, 0.0, 0.0), (0.0, -2.0, 0.0), (0.0, 0.0, 0.0))
+    return like.new_tensor((identity, x_term, y_term)).unbind(0)
 
 
 def invert(matrix: Tensor) -> Tensor:

@@ -190,21 +190,29 @@ class Compose(nn.Sequential):
             count = batch
         in_size = (int(images.shape[-2]), int(images.shape[-1]))
         size = in_size
-        matrix = daf.identity(count, images.device, param_dtype(images))
+        # Steps read only the shape, dtype and device: the images themselves serve while those match.
+        plain_batch = type(images) is Tensor and images.ndim == 4 and count == images.shape[0]
+        product: Tensor | None = None  # the geometric steps' matrices multiplied so far, as a (count, 2, 3) theta
         steps: list[Any] = []
         for index, step in enumerate(self):
             params: Any = None
             if _replayable(step):
-                params = step.make_params(_stand_in(images, count, size), generator=generator)  # type: ignore[operator]
+                stand_in = images if plain_batch and size == in_size else _stand_in(images, count, size)
+                params = step.make_params(stand_in, generator=generator)  # type: ignore[operator]
             if is_geometric(params):
                 if getattr(params, "batch_index", None) is not None:
                     raise ValueError(
                         f"step {index} ({type(step).__name__}) gathers images with a batch_index; it cannot run inside Compose"
                     )
-                matrix = matrix @ daf.to_square(params.theta)
+                product = params.theta if product is None else daf.compose_theta(product, params.theta)
                 size = (int(params.size[0]), int(params.size[1]))
             steps.append(params)
-        theta = daf.to_theta(matrix) if all(is_geometric(p) for p in steps) else None
+        if product is None:
+            matrix = daf.identity(count, images.device, param_dtype(images))
+            product = daf.to_theta(matrix)
+        else:
+            matrix = daf.to_square(product)
+        theta = product if all(is_geometric(p) for p in steps) else None
         return ComposeParams(steps, in_size, size, matrix, theta, images.ndim == 4, batch_index)
 
     def _run_settings(self, run: Sequence[nn.Module]) -> tuple[str, str, bool, float | tuple[float, ...]]:
@@ -225,14 +233,12 @@ class Compose(nn.Sequential):
         return mode, padding, antialias and mode != "nearest", fill
 
     def _warp_run(self, images: Tensor, run: list[tuple[nn.Module, Any]], batch_index: Tensor | None) -> Tensor:
-        matrix = daf.to_square(run[0][1].theta)
+        theta = run[0][1].theta
         for _, params in run[1:]:
-            matrix = matrix @ daf.to_square(params.theta)
+            theta = daf.compose_theta(theta, params.theta)
         mode, padding, antialias, fill = self._run_settings([module for module, _ in run])
         size = tuple(run[-1][1].size)
-        return daf.warp(
-            images, daf.to_theta(matrix), size, mode, padding, batch_index=batch_index, antialias=antialias, fill=fill
-        )
+        return daf.warp(images, theta, size, mode, padding, batch_index=batch_index, antialias=antialias, fill=fill)
 
     def transform(self, images: Tensor, params: ComposeParams) -> Tensor:
         """Apply ``params`` (from :meth:`make_params`) to ``images``: one warp per run of geometric steps."""

@@ -365,17 +365,26 @@ class RandomAffine(GeometricTransform):
         noise = distributions.uniform((batch, 6), generator, device, dtype)
         applied = self.draw_applied(batch, generator, device, dtype)
 
+        always = self.p_logit is None and self.p_fixed == 1.0  # applied is all ones: no blend needed
+
         def draw(rng: Range | None, column: int, identity: float) -> Tensor:
             if rng is None:
                 return torch.full_like(applied, identity)
             value = rng.sample(noise[:, column])
             # Not applied: the identity value (parameters are blended, never images).
-            return identity + applied * (value - identity)
+            return value if always else identity + applied * (value - identity)
 
+        # Few ops for the ranges not given (small batches cost per op): zeros in one go.
         angle = draw(self.degrees, 0, 0.0)
-        translate = torch.stack([draw(self.translate_x, 1, 0.0) * width, draw(self.translate_y, 2, 0.0) * height], dim=-1)
+        if self.translate_x is None and self.translate_y is None:
+            translate = applied.new_zeros(batch, 2)
+        else:
+            translate = torch.stack([draw(self.translate_x, 1, 0.0) * width, draw(self.translate_y, 2, 0.0) * height], dim=-1)
         scale = draw(self.scale, 3, 1.0)
-        shear = torch.stack([draw(self.shear_x, 4, 0.0), draw(self.shear_y, 5, 0.0)], dim=-1)
+        if self.shear_x is None and self.shear_y is None:
+            shear = applied.new_zeros(batch, 2)
+        else:
+            shear = torch.stack([draw(self.shear_x, 4, 0.0), draw(self.shear_y, 5, 0.0)], dim=-1)
         center = _center(self.center, batch, height, width, angle)
         theta = daf.to_theta(affine_matrix(angle, translate, scale, shear, center, (height, width)))
         return AffineParams(
