@@ -7,8 +7,9 @@ Run from a checkout: ``python benchmarks/antialias.py`` (all tables) or with ``-
 Candidates, all per sample, all differentiable in the images and in theta:
 
 * ``mipmap`` (shipped): isotropic pyramid, level from the more shrunk axis, trilinear blend;
-* ``mipmap_055`` (quality tables only): the same with the previous level map, a constant offset
-  ``l = 2 (log2 s - 0.55)`` (the shipped one grows the offset to 0.65 between 2x and 2.83x);
+* ``mipmap_055`` (quality tables only): the same with the previous weights, tents on a constant
+  offset ``l = 2 (log2 s - 0.55)`` (the shipped map grows the offset to 0.65 between 2x and
+  2.83x and fades level 0 as ``(1 - l) ** 1.5``);
 * ``ripmap``: separable pyramid, per-axis level, bilinear blend over the ``(ky, kx)`` grid;
 * ``gaussian``: per-sample separable Gaussian prefilter at full resolution (kernel length
   fixed by the static shapes, sigma per sample and axis), then one ``grid_sample``;
@@ -62,7 +63,7 @@ def mipmap(images: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
 
 @contextlib.contextmanager
 def _constant_offset(offset: float = 0.55):
-    """Swap the kernel's level map for ``l = 2 (log2 s - offset)`` (the map shipped before), in
+    """Swap the kernel's weights for tents on ``l = 2 (log2 s - offset)`` (shipped before), in
     the weights and in the pyramid's depth."""
     shipped = antialias_module.level_weights, antialias_module._level_of
 
