@@ -10,10 +10,10 @@ Each sample's footprint comes from its Jacobian (:func:`diffaug.functional.outpu
 an output pixel spans ``s`` input pixels; the output blends the two levels around
 ``l = 2 (log2(s) - 0.55)``, an offset that grows to 0.65 between 2x and 2.83x (see
 :func:`level_weights`; a tent in ``l``, level 0 fading a little faster, so the weights, and
-through them the amount of filtering, are differentiable with respect to ``theta``). The blend is a chain of ``torch.lerp``
-(one elementwise op per level); where ``s`` is at most about 1.46 the weight of level 0 is
-exactly 1 and the result is bit for bit the plain warp: nothing changes when the warp does not
-shrink.
+through them the amount of filtering, are differentiable with respect to ``theta``). The blend
+is a chain of in-place ``lerp`` (one elementwise op per level); where ``s`` is at most about
+1.46 the weight of level 0 is exactly 1 and the result is bit for bit the plain warp: nothing
+changes when the warp does not shrink.
 
 Only shapes decide how many levels are built (no host synchronisation): enough for an output
 pixel to cover a crop inside the image (shrink ``in / out``), and at least one. Shrinking further
