@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import Tensor
 
 import diffaug as da
 from diffaug.cli import main
 from diffaug.search import QuantileMatcher, SearchConfig, features, search, texture_bank
+from diffaug.search.search import _anderson_darling, _plateau_middle
 
 FAST = {"steps": 80, "batch": 128, "targets": 1024, "size": 32, "source_size": 32}
 
@@ -60,6 +64,48 @@ def test_plain_quantile_matcher_is_smallest_at_the_target() -> None:
 
     at_target = mean_loss(0.0, 1.0)
     assert all(at_target < mean_loss(lo, hi) for lo, hi in [(0.05, 1.0), (0.0, 0.95), (-0.05, 1.05), (0.05, 0.95)])
+
+
+def _vanishing_tail(u: Tensor, high: float) -> Tensor:
+    """Draws of the density ``2 (1 - x)`` on ``[0, 1]`` truncated to ``[0, high]`` (inverse CDF of ``u``).
+
+    Like ``RandomResizedCrop``'s accepted scales near 1, the density falls to 0 at the upper end.
+    """
+    mass = 1.0 - (1.0 - high) ** 2
+    return 1.0 - torch.sqrt(1.0 - u * mass)
+
+
+def test_polish_score_finds_an_upper_end_where_the_density_vanishes() -> None:
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.zeros(3)
+    for _ in range(4):
+        reference = _vanishing_tail(torch.rand(40000, 1, generator=generator), 1.0).T.sort(dim=1).values
+        u = torch.rand(10000, 1, generator=generator)  # common random numbers for the three candidates
+        scores += torch.stack([_anderson_darling(_vanishing_tail(u, high), reference) for high in (0.9, 0.95, 1.0)])
+    # Only 0.25% of the mass lies above 0.95, yet the score ranks the three ends correctly.
+    assert float(scores[0]) > float(scores[1]) > float(scores[2]), scores
+
+
+@given(
+    scores=st.lists(st.floats(0.0, 10.0), min_size=1, max_size=12),
+    tolerance=st.floats(0.0, 2.0),
+)
+def test_plateau_middle_lies_in_the_run_of_near_best_scores(scores: list[float], tolerance: float) -> None:
+    grid = [0.1 * i for i in range(len(scores))]
+    pick = _plateau_middle(grid, scores, tolerance)
+    best = min(scores)
+    # The middle of a contiguous run: both ends and every point between are near-best, and it contains a best point.
+    run = [g for g, v in zip(grid, scores, strict=True) if v <= best + tolerance]
+    assert min(run) - 1e-9 <= pick <= max(run) + 1e-9
+    if tolerance == 0.0 and scores.count(best) == 1:
+        assert pick == pytest.approx(grid[scores.index(best)])
+
+
+def test_plateau_middle_takes_the_middle_of_a_flat_end() -> None:
+    grid = [0.8, 0.85, 0.9, 0.95, 1.0]
+    assert _plateau_middle(grid, [9.0, 4.0, 1.02, 1.0, 1.01], 0.05) == pytest.approx(0.95)
+    assert _plateau_middle(grid, [9.0, 4.0, 1.02, 1.0, 1.01], 0.001) == pytest.approx(0.95)
+    assert _plateau_middle(grid, [9.0, 4.0, 1.5, 1.01, 1.0], 0.05) == pytest.approx(0.975)
 
 
 def test_search_recovers_a_hidden_rotation_range() -> None:
