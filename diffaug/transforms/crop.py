@@ -117,30 +117,35 @@ class RandomResizedCrop(GeometricTransform):
         device, dtype = images.device, param_dtype(images)
         noise = distributions.uniform((batch, _TRIES + 1, 2), generator, device, dtype)
         position = noise[:, _TRIES]
-        # Every try at once as (B, tries, 2) sizes (w, h) = sqrt(area * (r, 1 / r)). This runs on every
-        # call and small batches cost per ATen op, so it is written in few ops, with constants kept
-        # across calls (see diffaug.functional._constants).
+        # Every try at once as (B, tries, 2) sizes (w, h) = (sqrt(area r), area / w). This runs on every call
+        # and small batches cost per ATen op, so it is written in few ops, with constants kept across calls
+        # (see diffaug.functional._constants).
         law = self._fixed_law(height, width, noise)
         if law is not None:
-            offset, span, signs, canvas, pair, centred, fallback = law
-            # (area, log ratio) of every row by one addcmul; the position row gets an infinite area,
+            offset, span, canvas, pair, centred, fallback = law
+            # (area, log ratio) of every row by one addcmul; the position row gets the largest finite area,
             # so it never fits and needs no slicing off.
             values = torch.addcmul(offset, noise, span)
-            sizes = torch.sqrt(values[..., :1] * torch.exp(values[..., 1:] * signs))
+            target_area, log_ratio = values[..., :1], values[..., 1:]
         else:
             tries = noise[:, :_TRIES]
             target_area = self.scale.sample(tries[..., :1]) * float(height * width)
             ratio_noise = tries[..., 1:]
             log_ratio = self.ratio.sample_log(ratio_noise) if self.ratio.log else torch.log(self.ratio.sample(ratio_noise))
-            signs = _constants.values((1.0, -1.0), noise)
-            sizes = torch.sqrt(target_area * torch.exp(log_ratio * signs))
             canvas = _constants.values((float(width), float(height)), noise)
             pair = _constants.memo("pair", noise, lambda: torch.tensor([0, 1], device=device))
             centred = _constants.values(0.5, noise)
             fallback = self._fallback(height, width, noise)
+        # On (B, tries, 1) columns: exp reads a strided view and sqrt gets under ~100 values for small
+        # batches, so neither takes MKL's threaded path (an OpenMP fork/join per call: about 8 us with two
+        # threads, milliseconds when the CPU is busy; see the benchmark notes).
+        crop_w = torch.sqrt(target_area * torch.exp(log_ratio))
+        sizes = torch.cat([crop_w, target_area / crop_w], dim=-1)
         fits = (sizes <= canvas).all(dim=-1)
-        # The first try that fits: max returns the first maximal index (no data-dependent control flow).
-        found, first = fits.max(dim=1, keepdim=True)
+        # The first try that fits (argmax returns the first maximum; no data-dependent control flow). Not
+        # max(dim=1), which would give both in one op but always forks an OpenMP region on CPU.
+        found = fits.any(dim=1, keepdim=True)
+        first = fits.view(torch.uint8).argmax(dim=1, keepdim=True)  # argmax takes no bool; a view, not a copy
         chosen = sizes.flatten(1).gather(1, torch.add(pair, first, alpha=2))  # (w, h) of try i sit at 2 i, 2 i + 1
         crop = torch.where(found, chosen, fallback)
         # Uniform over the places an accepted crop fits; torchvision centres the fallback.
@@ -165,12 +170,12 @@ class RandomResizedCrop(GeometricTransform):
     def _law_terms(self, height: int, width: int, like: Tensor) -> tuple[Tensor, ...]:
         area = float(height * width)
         (scale_offset, scale_span), (ratio_offset, ratio_span) = self.scale.fixed_affine, self.ratio.fixed_affine  # type: ignore[misc]
-        offset = like.new_tensor([[scale_offset * area, ratio_offset]] * _TRIES + [[math.inf, 0.0]])
+        never = torch.finfo(like.dtype).max  # the position row's area: w = h = sqrt(max), no inf or nan
+        offset = like.new_tensor([[scale_offset * area, ratio_offset]] * _TRIES + [[never, 0.0]])
         span = like.new_tensor([[scale_span * area, ratio_span]] * _TRIES + [[0.0, 0.0]])
         return (
             offset,
             span,
-            like.new_tensor([1.0, -1.0]),
             like.new_tensor([float(width), float(height)]),
             torch.tensor([0, 1], device=like.device),
             like.new_tensor(0.5),
