@@ -388,11 +388,13 @@ def _polish_scale(
     """
     count = POLISH_FACTOR * config.batch
     generator = torch.Generator().manual_seed(config.seed + 1)
-    pick = torch.randint(0, config.sources, (4 * count,), generator=generator)
+    # Every source equally often, in the targets and in the candidates: random proportions would
+    # differ between the two by a few percent, and near scale 1 a feature depends mostly on the source.
+    pick = torch.arange(4 * count) % config.sources
     reference = _features_in_chunks(hidden, sources[pick], generator, columns).T.contiguous().sort(dim=1).values
     crop = next(op for op in ops if isinstance(op, RandomResizedCrop))
     others = [op for op in ops if op is not crop]
-    images = sources[torch.randint(0, config.sources, (count,), generator=generator)]
+    images = sources[torch.arange(count) % config.sources]
 
     def loss(low: float, high: float) -> float:
         fixed = Range((low, high), domain=crop.scale.domain, learnable=True)
@@ -406,24 +408,31 @@ def _polish_scale(
     # The statistic's expectation between two samples of one law is about (1/n + 1/N) per column.
     tolerance = PLATEAU * (1.0 / count + 1.0 / (4 * count)) * len(columns)
     low, high = bounds
-    for _ in range(2):
-        grid = torch.linspace(max(low + 0.02, high - 0.2), 1.0, 21).tolist()
-        high = _plateau_middle(grid, [loss(low, h) for h in grid], tolerance)
-        grid = torch.linspace(max(0.01, low - 0.1), min(low + 0.1, high - 0.02), 21).tolist()
-        low = _plateau_middle(grid, [loss(lo, high) for lo in grid], tolerance)
+    # Two rounds, the second on a 4x finer grid around the first's result.
+    for low_reach, high_reach in ((0.1, 0.2), (0.025, 0.05)):
+        # The lower bound first: it is sharply identified, while the flat score near scale 1 lets a
+        # wrong lower bound pull the upper one (the two trade off through the bulk of the law).
+        grid = torch.linspace(max(0.01, low - low_reach), min(low + low_reach, high - 0.02), 21).tolist()
+        low = _plateau_choice(grid, [loss(lo, high) for lo in grid], tolerance, low)
+        grid = torch.linspace(max(low + 0.02, high - high_reach), min(1.0, high + high_reach), 21).tolist()
+        high = _plateau_choice(grid, [loss(low, h) for h in grid], tolerance, high)
     return [low, high]
 
 
-def _plateau_middle(grid: list[float], scores: list[float], tolerance: float) -> float:
-    """The middle of the run of grid points around the best score whose scores are within ``tolerance`` of it.
+def _plateau_choice(grid: list[float], scores: list[float], tolerance: float, current: float) -> float:
+    """``current`` if the score does not tell it from the best grid point, else the middle of the best run.
 
-    Near scale 1 the score is flat (the density of accepted crops vanishes there), so its noisy
-    minimum wanders over the flat part; the middle of that part is the steadier choice. Where the
-    score is sharp the run is the minimum alone.
+    The run is the contiguous grid points around the best score whose scores are within
+    ``tolerance`` of it. Near scale 1 the score is flat (the density of accepted crops vanishes
+    there) and its noisy minimum wanders over the flat part: a value inside it (the gradient
+    phase's, which is precise there) is kept, else the middle of the run is the steadier choice.
+    Where the score is sharp the run is the minimum alone.
 
     Example:
-        >>> _plateau_middle([0.8, 0.9, 1.0], [5.0, 1.05, 1.0], 0.1)
+        >>> _plateau_choice([0.8, 0.9, 1.0], [5.0, 1.05, 1.0], 0.1, current=0.7)
         0.95
+        >>> _plateau_choice([0.8, 0.9, 1.0], [5.0, 1.05, 1.0], 0.1, current=0.93)
+        0.93
     """
     best = min(range(len(grid)), key=scores.__getitem__)
     first = last = best
@@ -431,6 +440,8 @@ def _plateau_middle(grid: list[float], scores: list[float], tolerance: float) ->
         first -= 1
     while last < len(grid) - 1 and scores[last + 1] <= scores[best] + tolerance:
         last += 1
+    if grid[first] <= current <= grid[last]:
+        return current
     return 0.5 * (grid[first] + grid[last])
 
 
