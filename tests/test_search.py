@@ -14,7 +14,7 @@ from torch import Tensor
 import diffaug as da
 from diffaug.cli import main
 from diffaug.search import QuantileMatcher, SearchConfig, features, search, texture_bank
-from diffaug.search.search import _anderson_darling, _plateau_middle
+from diffaug.search.search import _anderson_darling, _plateau_choice
 
 FAST = {"steps": 80, "batch": 128, "targets": 1024, "size": 32, "source_size": 32}
 
@@ -89,23 +89,25 @@ def test_polish_score_finds_an_upper_end_where_the_density_vanishes() -> None:
 @given(
     scores=st.lists(st.floats(0.0, 10.0), min_size=1, max_size=12),
     tolerance=st.floats(0.0, 2.0),
+    current=st.floats(-0.5, 1.5),
 )
-def test_plateau_middle_lies_in_the_run_of_near_best_scores(scores: list[float], tolerance: float) -> None:
+def test_plateau_choice_lies_in_the_run_of_near_best_scores(scores: list[float], tolerance: float, current: float) -> None:
     grid = [0.1 * i for i in range(len(scores))]
-    pick = _plateau_middle(grid, scores, tolerance)
+    pick = _plateau_choice(grid, scores, tolerance, current)
     best = min(scores)
-    # The middle of a contiguous run: both ends and every point between are near-best, and it contains a best point.
-    run = [g for g, v in zip(grid, scores, strict=True) if v <= best + tolerance]
-    assert min(run) - 1e-9 <= pick <= max(run) + 1e-9
-    if tolerance == 0.0 and scores.count(best) == 1:
+    near = [g for g, v in zip(grid, scores, strict=True) if v <= best + tolerance]
+    assert min(near) - 1e-9 <= pick <= max(near) + 1e-9
+    if tolerance == 0.0 and scores.count(best) == 1 and current not in grid:
         assert pick == pytest.approx(grid[scores.index(best)])
 
 
-def test_plateau_middle_takes_the_middle_of_a_flat_end() -> None:
+def test_plateau_choice_keeps_a_value_the_score_cannot_tell_apart() -> None:
     grid = [0.8, 0.85, 0.9, 0.95, 1.0]
-    assert _plateau_middle(grid, [9.0, 4.0, 1.02, 1.0, 1.01], 0.05) == pytest.approx(0.95)
-    assert _plateau_middle(grid, [9.0, 4.0, 1.02, 1.0, 1.01], 0.001) == pytest.approx(0.95)
-    assert _plateau_middle(grid, [9.0, 4.0, 1.5, 1.01, 1.0], 0.05) == pytest.approx(0.975)
+    scores = [9.0, 4.0, 1.5, 1.01, 1.0]
+    assert _plateau_choice(grid, scores, 0.05, current=0.7) == pytest.approx(0.975)  # the middle of the flat end
+    assert _plateau_choice(grid, scores, 0.05, current=0.96) == pytest.approx(0.96)  # inside it: kept
+    assert _plateau_choice(grid, scores, 0.001, current=0.96) == pytest.approx(1.0)  # sharp: the minimum
+    assert _plateau_choice(grid, [9.0, 1.0, 1.02, 3.0, 4.0], 0.05, current=1.0) == pytest.approx(0.875)
 
 
 def test_search_recovers_a_hidden_rotation_range() -> None:
