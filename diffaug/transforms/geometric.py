@@ -243,9 +243,9 @@ class RandomHorizontalFlip(_Flip):
     """Flip each sample left-right with probability ``p`` (torchvision's default ``p=0.5``).
 
     A flipped sample equals ``images.flip(-1)`` (to float rounding of the sampling grid). With
-    ``learnable=True`` and ``p < 1`` (as for every transform) the probability is a parameter; the draw is a relaxed Bernoulli in training mode (the matrix
-    ``u -> (1 - 2a) u`` blends, ``a`` in ``[0, 1]``) and hard with a straight-through gradient in
-    eval mode.
+    ``learnable=True`` and ``p < 1`` (as for every transform) the probability is a parameter;
+    the draw is a relaxed Bernoulli in training mode (the matrix ``u -> (1 - 2a) u`` blends,
+    ``a`` in ``[0, 1]``) and hard with a straight-through gradient in eval mode.
 
     Example:
         >>> import torch, diffaug as da
