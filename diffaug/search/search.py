@@ -81,7 +81,7 @@ class SearchConfig:
         matcher: ``"quantile"`` (per-feature 1-D Wasserstein-2), ``"quantile-unbiased"`` (its split-batch
             variant) or ``"mmd"``.
         average: fraction of the last steps whose parameters are averaged into the result.
-        polish: refine the scale bounds by a derivative-free search on the same loss (see ``_polish_scale``).
+        polish: refine the scale bounds by a derivative-free grid search on a tail-sensitive distance (see ``_polish_scale``).
 
     Raises:
         ValueError, TypeError: no target, a target outside its domain, non-positive sizes or steps,
