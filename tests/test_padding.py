@@ -320,3 +320,15 @@ def test_expand_inverts_back_to_the_input_frame():
     assert back.shape == images.shape
     error = (back - images)[..., 1:-1, 1:-1].abs()  # the outermost pixels blend with the padding twice
     assert error.mean() < 1e-2 and error.max() < 5e-2  # a one-pixel shift would leave about 0.15
+
+
+def test_zoom_out_shows_the_fill_around_the_image():
+    images = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    t = da.ZoomCrop(16, zoom=(0.5, 0.5), fill=(0.1, 0.5, 0.9))
+    out = t(images, zoom=torch.full((2,), 0.5, dtype=torch.float64), center=torch.zeros(2, 2, dtype=torch.float64))
+    # Zoomed out by 2 about the centre: the image fills the middle 8 x 8, the fill the rest.
+    torch.testing.assert_close(
+        out[..., 4:12, 4:12], daf.crop(images, torch.tensor([[0.0, 0.0, 16.0, 16.0]] * 2, dtype=torch.float64), 8)
+    )
+    fill = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64).view(1, 3, 1)
+    torch.testing.assert_close(out[..., :3, :], fill.expand(2, 3, 3 * 16).view(2, 3, 3, 16), rtol=0, atol=1e-12)

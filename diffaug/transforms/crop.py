@@ -217,6 +217,8 @@ class ZoomCrop(GeometricTransform):
             placed at random, the rest padded).
         p: probability of zooming a sample; the others are the whole image resized.
         learnable: make the bounds of ``zoom`` (and ``p``) trainable.
+        fill: what a zoom-out shows around the image with ``padding_mode="zeros"``: a number or
+            one per channel (see :func:`diffaug.functional.warp`).
         antialias: low-pass filter windows that shrink (zoom below ``in / out``) before
             resampling; gradients still reach ``zoom`` and ``center``.
 
@@ -249,10 +251,17 @@ class ZoomCrop(GeometricTransform):
         padding_mode: str = "zeros",
         temperature: float = 0.1,
         antialias: bool = False,
+        fill: float | Sequence[float] = 0.0,
     ) -> None:
         learnable_p = learnable and p < 1.0
         super().__init__(
-            p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable_p, temperature=temperature, antialias=antialias
+            p=p,
+            mode=mode,
+            padding_mode=padding_mode,
+            learnable_p=learnable_p,
+            temperature=temperature,
+            antialias=antialias,
+            fill=fill,
         )
         self.size = output_size(size)
         _checks.check_range(zoom, "zoom", low=0.0, strict_low=True)
