@@ -4,7 +4,8 @@ Measures, in one process, the median of repeated timed calls after warm-up, for 
 ``(B, C, H, W) -> (h, w)`` and each row (diffaug's transforms, their peers in Kornia and
 torchvision, the bare ``affine_grid`` + ``grid_sample`` kernel on crops of the same law, and a
 plain copy of the output size: the memory floor). Rows are interleaved (one call of each row per
-round, in a rotating order) so that a burst of load on a shared machine hits every row alike.
+round, in a fresh seeded random order) so that a burst of load on a shared machine hits every row
+alike and no row always follows the same neighbour.
 
 Columns: forward time, forward + backward time (gradients to the images, where the row supports
 it), peak memory of forward + backward, and the ratios of diffaug's crop and pipeline to each row.
@@ -28,6 +29,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -341,7 +343,7 @@ def measure(
     make_input: Callable[[], Tensor] | None = None,
     min_time: float = 0.0,
 ) -> list[Result]:
-    """Median times of every row on one case, rows interleaved in a rotating order.
+    """Median times of every row on one case, rows interleaved in a fresh random order each round.
 
     ``repeats`` rounds, or more (up to 20x) when that many take less than ``min_time`` seconds.
     """
@@ -372,9 +374,12 @@ def measure(
         timer.flush()
         round_s = max(time.perf_counter() - start, 1e-6)
         repeats = max(repeats, min(20 * repeats, math.ceil(min_time / round_s)))
-    for round_ in range(repeats):
-        shift = round_ % len(steps)
-        for row, kind, step in steps[shift:] + steps[:shift]:
+    # A fresh order every round (seeded: runs are repeatable). A rotation would keep every step
+    # behind the same neighbour, and on small cases a call runs measurably slower after some
+    # neighbours (their memory traffic evicts its working set), which biased fixed pairs.
+    order = random.Random(0)
+    for _ in range(repeats):
+        for row, kind, step in order.sample(steps, len(steps)):
             result = results[row.name]
             timer(step, result.fwd_samples if kind == "fwd" else result.fwdbwd_samples)
         timer.flush()
