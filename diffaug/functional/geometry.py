@@ -70,6 +70,7 @@ __all__ = [
     "output_pixel_scale",
     "sampling_grid",
     "reflect_grid",
+    "reflect_index",
 ]
 
 
@@ -470,5 +471,24 @@ def reflect_grid(grid: Tensor, size: Sequence[int]) -> Tensor:
     # Period 2 (W - 1); a one-pixel axis gets any period (its only pixel is read with border padding).
     period = grid.new_tensor([2.0 * max(width - 1, 1), 2.0 * max(height - 1, 1)])
     index = torch.addcmul(last / 2.0, grid, half)  # ((u + 1) W - 1) / 2
-    folded = last - (index.remainder(period) - last).abs()
-    return (folded - last / 2.0) / half
+    return (_mirror(index, last, period) - last / 2.0) / half
+
+
+def reflect_index(index: Tensor, length: int) -> Tensor:
+    """Pixel indices -> the indices ``numpy.pad(mode="reflect")`` reads there, for an axis of ``length`` pixels.
+
+    The fold of :func:`reflect_grid` on indices (integer or not): ``-1 -> 1``, ``length -> length - 2``.
+
+    Example:
+        >>> import torch
+        >>> reflect_index(torch.arange(-3, 7), 4)
+        tensor([3, 2, 1, 0, 1, 2, 3, 2, 1, 0])
+    """
+    if length == 1:
+        return torch.zeros_like(index)
+    return _mirror(index, length - 1, 2 * (length - 1))
+
+
+def _mirror(index: Tensor, last: Tensor | int, period: Tensor | int) -> Tensor:
+    """The triangle wave of reflect padding: mirror lines at index 0 and ``last``, period ``2 last``."""
+    return last - (index.remainder(period) - last).abs()

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from diffaug.functional import _checks
 from diffaug.functional.antialias import antialiased_sample
-from diffaug.functional.geometry import boxes_to_theta, reflect_grid, sampling_grid
+from diffaug.functional.geometry import boxes_to_theta, reflect_grid, reflect_index, sampling_grid
 
 __all__ = ["warp", "crop", "compute_dtype"]
 
@@ -184,13 +184,9 @@ def _reflect_margin(source: Tensor, grid: Tensor, margin: int = 2) -> tuple[Tens
     coordinate just scales: ``u_padded = u W / (W + 2 margin)``.
     """
     height, width = source.shape[-2:]
-
-    def mirrored(n: int) -> Tensor:
-        index = torch.arange(-margin, n + margin, device=source.device)
-        last = max(n - 1, 1)
-        return (n - 1) - (index.remainder(2 * last) - (n - 1)).abs() if n > 1 else torch.zeros_like(index)
-
-    padded = source[..., mirrored(height)[:, None], mirrored(width)]
+    rows = reflect_index(torch.arange(-margin, height + margin, device=source.device), height)
+    columns = reflect_index(torch.arange(-margin, width + margin, device=source.device), width)
+    padded = source[..., rows[:, None], columns]
     scale = grid.new_tensor([width / (width + 2.0 * margin), height / (height + 2.0 * margin)])
     return padded, grid * scale
 
