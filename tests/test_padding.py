@@ -19,6 +19,7 @@ from torchvision.transforms.v2 import InterpolationMode
 import diffaug as da
 import diffaug.functional as daf
 from diffaug.transforms.geometric import expanded_size
+from tests._slicing import slices
 
 MARGIN = 48
 
@@ -158,10 +159,7 @@ def test_random_crop_equals_torchvision_pad_then_crop(padding_mode, seed, height
     params = t.make_params(images, generator=torch.Generator().manual_seed(seed))
     out = t.transform(images, params)
     padded = TF.pad(images, [left, top, right, bottom], padding_mode=padding_mode, fill=fill if padding_mode == "constant" else 0)
-    corners = params.boxes[:, :2].long() + torch.tensor([left, top])
-    expected = torch.stack(
-        [img[:, y : y + crop[0], x : x + crop[1]] for img, (x, y) in zip(padded, corners.tolist(), strict=True)]
-    )
+    expected = slices(padded, params.boxes + torch.tensor([left, top, left, top]), crop)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-9)
 
 
@@ -171,8 +169,7 @@ def test_random_crop_reflects_beyond_the_image_width():
     t = da.RandomCrop((11, 14), padding=5, padding_mode="reflect")
     params = t.make_params(images)
     padded = torch.from_numpy(np.pad(images.numpy(), ((0, 0), (0, 0), (5, 5), (5, 5)), mode="reflect"))
-    corners = params.boxes[:, :2].long() + 5
-    expected = torch.stack([img[:, y : y + 11, x : x + 14] for img, (x, y) in zip(padded, corners.tolist(), strict=True)])
+    expected = slices(padded, params.boxes + 5, (11, 14))
     torch.testing.assert_close(t.transform(images, params), expected, rtol=0, atol=1e-9)
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from kornia.geometry.transform import warp_affine
 
 import diffaug.functional as daf
+from tests._slicing import slices
 
 MODES = ["bilinear", "nearest", "bicubic"]
 PADDINGS = ["zeros", "border", "reflection", "reflect"]
@@ -34,11 +35,6 @@ def integer_crops(draw, inside=True):
     images = torch.rand(batch, channels, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     boxes = torch.tensor([[left, top, left + w, top + h] for left, top in zip(lefts, tops, strict=True)], dtype=torch.float64)
     return images, boxes, (h, w)
-
-
-def slices(images, boxes, size):
-    h, w = size
-    return torch.stack([img[:, y : y + h, x : x + w] for img, (x, y, _, _) in zip(images, boxes.long().tolist(), strict=True)])
 
 
 @given(integer_crops(), st.sampled_from(MODES), st.sampled_from(PADDINGS))
