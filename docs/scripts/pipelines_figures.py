@@ -116,6 +116,16 @@ def measure() -> dict[str, float]:
     return numbers
 
 
+def save(fig: plt.Figure, name: str, tight: bool = True) -> Path:
+    """Write ``fig`` to ``docs/images/name`` and close it."""
+    if tight:
+        fig.tight_layout()
+    path = OUT / name
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def show(ax: plt.Axes, image: torch.Tensor, title: str) -> None:
     ax.imshow(image.detach().clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.set_title(title, fontsize=9)
@@ -133,11 +143,7 @@ def figure_fusion() -> Path:
     show(axes[1], fused[window], "fused: one warp for four steps")
     show(axes[2], sequential[window], "step by step: four warps")
     fig.suptitle("rotate 30°, zoom 1.3, zoom 1/1.3, rotate -30°: a chain that ends at the identity", fontsize=10)
-    fig.tight_layout()
-    path = OUT / "pipelines_fusion.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, "pipelines_fusion.png")
 
 
 def figure_samples() -> Path:
@@ -148,11 +154,7 @@ def figure_samples() -> Path:
     for i, ax in enumerate(axes.flat):
         show(ax, out[i], f"sample {i}")
     fig.suptitle("Compose([RandomResizedCrop, RandomHorizontalFlip, RandomAffine(degrees=15)]): one warp per sample", fontsize=10)
-    fig.tight_layout()
-    path = OUT / "pipelines_samples.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, "pipelines_samples.png")
 
 
 def figure_multicrop() -> Path:
@@ -167,10 +169,7 @@ def figure_multicrop() -> Path:
     for v in range(4):
         show(fig.add_subplot(grid[v // 2, 4 + v % 2]), views["local"][v, 0], f"local {v} (48 px)")
     fig.suptitle("MultiCrop.dino: 2 global + 4 local views, one warp per group", fontsize=10)
-    path = OUT / "pipelines_multicrop.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, "pipelines_multicrop.png", tight=False)
 
 
 def figure_targets() -> Path:
@@ -202,11 +201,7 @@ def figure_targets() -> Path:
     kp = moved["keypoints"][0][visible]
     axes[1].scatter(kp[:, 0], kp[:, 1], s=40, c="tab:cyan", edgecolors="k", zorder=3)
     axes[1].text(2, 188, "red: enclosing box (clipped); dashed: the box's exact image", fontsize=8, color="w")
-    fig.tight_layout()
-    path = OUT / "targets_boxes.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, "targets_boxes.png")
 
 
 def figure_inverse() -> Path:
@@ -219,11 +214,7 @@ def figure_inverse() -> Path:
     show(axes[0], card[0], "input")
     show(axes[1], out[0], "pipeline output")
     show(axes[2], back[0], "pipeline.inverse(output, params)")
-    fig.tight_layout()
-    path = OUT / "targets_inverse.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, "targets_inverse.png")
 
 
 def figure_padding() -> Path:
@@ -252,11 +243,7 @@ def figure_padding() -> Path:
         "Bottom: RandomRotation(degrees=(-60, 60), expand=True, fill=0.5): one canvas for the whole range",
         fontsize=10,
     )
-    fig.tight_layout()
-    path = OUT / "pipelines_padding.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, "pipelines_padding.png")
 
 
 def main() -> None:
