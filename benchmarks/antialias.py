@@ -1,7 +1,7 @@
 """Antialiased crops: aliasing, fidelity, time and memory of the candidate methods.
 
 Run from a checkout: ``python benchmarks/antialias.py`` (all tables) or with ``--only``
-``aliasing``, ``fidelity``, ``sweep``, ``near3``, ``cost``, ``floor`` or ``memory``. The numbers go to stdout as Markdown tables
+``aliasing``, ``fidelity``, ``sweep``, ``near3``, ``cost``, ``floor``, ``tried`` or ``memory``. The numbers go to stdout as Markdown tables
 (they are the ones quoted in ``docs/antialias.md``).
 
 Candidates, all per sample, all differentiable in the images and in theta:
@@ -435,6 +435,30 @@ def antialias_case(
     return result
 
 
+def _pieces_table(pieces: dict[str, Callable[[], object]], repeats: int, header: str) -> tuple[str, dict[str, float]]:
+    """Time ``pieces`` interleaved (median ms) with the minor page faults of each call.
+
+    Page faults are counted because on this machine a fresh full-size buffer costs about as much
+    in faults as in arithmetic, and whether a call gets fresh pages depends on what ran before it.
+    """
+    times: dict[str, list[float]] = {name: [] for name in pieces}
+    faults: dict[str, list[int]] = {name: [] for name in pieces}
+    for fn in pieces.values():  # warm-up (and compilation)
+        fn()
+    for _ in range(repeats):
+        for name, fn in pieces.items():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            times[name] += _median_ms(fn, 1)
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    base = next(iter(medians.values()))
+    rows = [f"| {header} | median ms | x plain | page faults per call |", "|---|---|---|---|"]
+    rows += [
+        f"| {name} | {ms:.0f} | {ms / base:.2f} | {statistics.median(faults[name]):.0f} |" for name, ms in medians.items()
+    ]
+    return "\n".join(rows), medians
+
+
 def _with_backward(fn: Callable[[], Tensor]) -> Callable[[], object]:
     return lambda: fn().sum().backward()
 
@@ -457,6 +481,7 @@ def floor_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
     level_third = F.interpolate(images, size=third, mode="bilinear", antialias=True)
     first = F.grid_sample(images, grid, align_corners=False)
     weight = torch.rand(batch, 1, 1, 1, generator=generator)
+    blend = first.clone()
     pieces: dict[str, Callable[[], object]] = {
         "plain warp (antialias=False)": lambda: daf.warp(images, theta, size),
         "grid_sample on the input": lambda: F.grid_sample(images, grid, align_corners=False),
@@ -470,22 +495,78 @@ def floor_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
         f"level {half[0]} (avg_pool2d 2 x 2)": lambda: F.avg_pool2d(images, 2),
         f"grid_sample on the {third[0]} level": lambda: F.grid_sample(level_third, grid, align_corners=False),
         f"grid_sample on the {half[0]} level": lambda: F.grid_sample(level_half, grid, align_corners=False),
-        "lerp of two samples (the blend)": lambda: torch.lerp(first, first, weight),
+        # In place, as the shipped kernel blends (a fresh output would add its page faults).
+        "lerp of two samples (the blend, in place)": lambda: blend.lerp_(first, weight),
+        # What a pass over the input costs: reading it (a sum) against writing a fresh copy.
+        "read the input once (sum)": lambda: images.sum(),
+        "write a fresh full-size copy (images * 2)": lambda: images * 2,
     }
-    times: dict[str, list[float]] = {name: [] for name in pieces}
-    for fn in pieces.values():
-        fn()
-    for _ in range(repeats):
-        for name, fn in pieces.items():
-            times[name] += _median_ms(fn, 1)
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    table, medians = _pieces_table(pieces, repeats, f"piece ({batch}, 3, {in_size}, {in_size}) -> {out}")
     base = medians["plain warp (antialias=False)"]
-    rows = [f"| piece ({batch}, 3, {in_size}, {in_size}) -> {out} | median ms | x plain |", "|---|---|---|"]
-    rows += [f"| {name} | {ms:.0f} | {ms / base:.2f} |" for name, ms in medians.items()]
     names = list(medians)
-    bound = medians[names[1]] + medians[names[4]] + medians[names[7]] + medians[names[8]]
-    rows.append(f"| lower bound: input sample + box level + level sample + lerp | {bound:.0f} | {bound / base:.2f} |")
+    levelless = medians[names[1]] + medians[names[7]] + medians[names[8]]
+    bound = levelless + medians[names[4]]
+    rows = [
+        table,
+        f"| input sample + {half[0]}-level sample + lerp (a pyramid whose level is free) | {levelless:.0f} | {levelless / base:.2f} | |",
+        f"| lower bound: the same + the box level | {bound:.0f} | {bound / base:.2f} | |",
+    ]
     return "\n".join(rows)
+
+
+def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int = 224) -> str:
+    """Ways around the floor that were measured and not kept, timed against the same plain warp.
+
+    * the shipped kernel compiled with ``torch.compile`` (inductor's CPU code), and the plain warp
+      compiled too;
+    * the first level, or the whole kernel, run a few samples at a time (smaller buffers that the
+      allocator reuses instead of fresh pages: a loop over the batch in chunks);
+    * the antialiased resize on ``uint8`` images (its vectorised integer path; no gradient, and
+      not the float images the warp takes), for scale.
+    """
+    from diffaug.functional.antialias import antialiased_sample
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 3, in_size, in_size, generator=generator)
+    theta = rrc_thetas(batch, in_size, generator)
+    size = (out, out)
+    third = (round(in_size / 2**0.5),) * 2
+    compiled_aa = torch.compile(lambda x, t: antialiased_sample(x, t, size), fullgraph=True)
+    compiled_plain = torch.compile(lambda x, t: F.grid_sample(x, daf.sampling_grid(t, size), align_corners=False), fullgraph=True)
+    as_bytes = (images * 255).to(torch.uint8)
+
+    def level_in_chunks(chunk: int) -> Callable[[], object]:
+        def build() -> Tensor:
+            level = images.new_empty(batch, 3, *third)
+            for start in range(0, batch, chunk):
+                level[start : start + chunk] = F.interpolate(images[start : start + chunk], size=third, mode="bilinear", antialias=True)
+            return level
+
+        return build
+
+    def warp_in_chunks(chunk: int) -> Callable[[], object]:
+        """The shipped kernel run ``chunk`` samples at a time into one output (same values)."""
+
+        def run() -> Tensor:
+            result = images.new_empty(batch, 3, *size)
+            for start in range(0, batch, chunk):
+                result[start : start + chunk] = antialiased_sample(images[start : start + chunk], theta[start : start + chunk], size)
+            return result
+
+        return run
+
+    pieces: dict[str, Callable[[], object]] = {
+        "plain warp (antialias=False)": lambda: daf.warp(images, theta, size),
+        "antialiased warp (shipped)": lambda: daf.warp(images, theta, size, antialias=True),
+        "antialiased warp, 8 samples at a time": warp_in_chunks(8),
+        "plain warp, torch.compile": lambda: compiled_plain(images, theta),
+        "antialiased warp, torch.compile": lambda: compiled_aa(images, theta),
+        f"level {third[0]}, whole batch (shipped)": lambda: F.interpolate(images, size=third, mode="bilinear", antialias=True),
+        f"level {third[0]}, 8 samples at a time": level_in_chunks(8),
+        f"level {third[0]}, 16 samples at a time": level_in_chunks(16),
+        f"level {third[0]} of uint8 images (no gradient)": lambda: F.interpolate(as_bytes, size=third, mode="bilinear", antialias=True),
+    }
+    return _pieces_table(pieces, repeats, f"tried ({batch}, 3, {in_size}, {in_size}) -> {out}")[0]
 
 
 def memory_table(batch: int = 64, in_size: int = 448, out: int = 224) -> str:
@@ -510,7 +591,7 @@ def _peak(name: str, batch: int, in_size: int, out: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("aliasing", "fidelity", "sweep", "near3", "cost", "floor", "memory"), action="append")
+    parser.add_argument("--only", choices=("aliasing", "fidelity", "sweep", "near3", "cost", "floor", "tried", "memory"), action="append")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--peak", help=argparse.SUPPRESS)
@@ -523,7 +604,7 @@ def main() -> None:
     if args.peak:
         print(_peak(args.peak, args.batch, args.in_size, args.out))
         return
-    only = args.only or ["aliasing", "fidelity", "sweep", "near3", "cost", "floor", "memory"]
+    only = args.only or ["aliasing", "fidelity", "sweep", "near3", "cost", "floor", "tried", "memory"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     if "aliasing" in only:
         print("Residual std around the ideal flat 0.5 (whole 512 x 512 image shrunk):\n")
@@ -543,6 +624,9 @@ def main() -> None:
     if "floor" in only:
         print("Where a pyramid's time goes (pieces timed alone, interleaved):\n")
         print(floor_table(args.repeats, args.batch, args.in_size, args.out) + "\n")
+    if "tried" in only:
+        print("Measured and not kept (interleaved with the plain warp):\n")
+        print(tried_table(args.repeats, args.batch, args.in_size, args.out) + "\n")
     if "memory" in only:
         print(memory_table(args.batch, args.in_size, args.out) + "\n")
 

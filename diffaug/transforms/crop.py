@@ -70,10 +70,10 @@ class RandomResizedCrop(GeometricTransform):
             torchvision ``InterpolationMode``.
         antialias: low-pass filter each crop by its own shrink before resampling (see
             :mod:`diffaug.functional.antialias`); not with ``mode="nearest"``. Off by default,
-            unlike torchvision: on a 2-core CPU it measured about 4.0-4.2x (forward) and 3.5x
+            unlike torchvision: on a 2-core CPU it measured about 4.2x (forward) and 3.7x
             (forward + backward) the time of the plain warp for (64, 3, 448, 448) -> 224 crops,
             above the 2x budget set for it, and a pyramid that filters enough cannot go under
-            about 2.5x there (see the antialiasing docs); pass ``True`` for torchvision's behaviour.
+            about 2.4x there (see the antialiasing docs); pass ``True`` for torchvision's behaviour.
 
     Shapes:
         ``(B, C, H, W) -> (B, C, h, w)``; ``(C, H, W) -> (C, h, w)``.
