@@ -1,7 +1,8 @@
 """Antialiased crops: aliasing, fidelity, time and memory of the candidate methods.
 
 Run from a checkout: ``python benchmarks/antialias.py`` (all tables) or with ``--only``
-``aliasing``, ``fidelity``, ``sweep``, ``near3``, ``cost``, ``floor``, ``tried`` or ``memory``. The numbers go to stdout as Markdown tables
+``aliasing``, ``fidelity``, ``sweep``, ``near3``, ``cost``, ``floor``, ``tried`` or ``memory``.
+The numbers go to stdout as Markdown tables
 (they are the ones quoted in ``docs/antialias.md``).
 
 Candidates, all per sample, all differentiable in the images and in theta:
@@ -453,9 +454,7 @@ def _pieces_table(pieces: dict[str, Callable[[], object]], repeats: int, header:
     medians = {name: statistics.median(values) for name, values in times.items()}
     base = next(iter(medians.values()))
     rows = [f"| {header} | median ms | x plain | page faults per call |", "|---|---|---|---|"]
-    rows += [
-        f"| {name} | {ms:.0f} | {ms / base:.2f} | {statistics.median(faults[name]):.0f} |" for name, ms in medians.items()
-    ]
+    rows += [f"| {name} | {ms:.0f} | {ms / base:.2f} | {statistics.median(faults[name]):.0f} |" for name, ms in medians.items()]
     return "\n".join(rows), medians
 
 
@@ -508,7 +507,8 @@ def floor_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
     bound = levelless + medians[names[4]]
     rows = [
         table,
-        f"| input sample + {half[0]}-level sample + lerp (a pyramid whose level is free) | {levelless:.0f} | {levelless / base:.2f} | |",
+        f"| input sample + {half[0]}-level sample + lerp (a pyramid whose level is free) "
+        f"| {levelless:.0f} | {levelless / base:.2f} | |",
         f"| lower bound: the same + the box level | {bound:.0f} | {bound / base:.2f} | |",
     ]
     return "\n".join(rows)
@@ -539,7 +539,8 @@ def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
         def build() -> Tensor:
             level = images.new_empty(batch, 3, *third)
             for start in range(0, batch, chunk):
-                level[start : start + chunk] = F.interpolate(images[start : start + chunk], size=third, mode="bilinear", antialias=True)
+                part = images[start : start + chunk]
+                level[start : start + chunk] = F.interpolate(part, size=third, mode="bilinear", antialias=True)
             return level
 
         return build
@@ -550,7 +551,8 @@ def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
         def run() -> Tensor:
             result = images.new_empty(batch, 3, *size)
             for start in range(0, batch, chunk):
-                result[start : start + chunk] = antialiased_sample(images[start : start + chunk], theta[start : start + chunk], size)
+                part = slice(start, start + chunk)
+                result[part] = antialiased_sample(images[part], theta[part], size)
             return result
 
         return run
@@ -564,7 +566,9 @@ def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
         f"level {third[0]}, whole batch (shipped)": lambda: F.interpolate(images, size=third, mode="bilinear", antialias=True),
         f"level {third[0]}, 8 samples at a time": level_in_chunks(8),
         f"level {third[0]}, 16 samples at a time": level_in_chunks(16),
-        f"level {third[0]} of uint8 images (no gradient)": lambda: F.interpolate(as_bytes, size=third, mode="bilinear", antialias=True),
+        f"level {third[0]} of uint8 images (no gradient)": lambda: F.interpolate(
+            as_bytes, size=third, mode="bilinear", antialias=True
+        ),
     }
     return _pieces_table(pieces, repeats, f"tried ({batch}, 3, {in_size}, {in_size}) -> {out}")[0]
 
@@ -591,7 +595,8 @@ def _peak(name: str, batch: int, in_size: int, out: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("aliasing", "fidelity", "sweep", "near3", "cost", "floor", "tried", "memory"), action="append")
+    sections = ("aliasing", "fidelity", "sweep", "near3", "cost", "floor", "tried", "memory")
+    parser.add_argument("--only", choices=sections, action="append")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--peak", help=argparse.SUPPRESS)
@@ -604,7 +609,7 @@ def main() -> None:
     if args.peak:
         print(_peak(args.peak, args.batch, args.in_size, args.out))
         return
-    only = args.only or ["aliasing", "fidelity", "sweep", "near3", "cost", "floor", "tried", "memory"]
+    only = args.only or list(sections)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     if "aliasing" in only:
         print("Residual std around the ideal flat 0.5 (whole 512 x 512 image shrunk):\n")
