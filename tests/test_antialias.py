@@ -408,3 +408,30 @@ def test_compiles_in_one_graph_and_matches_eager(per_axis):
     torch.testing.assert_close(
         compiled(images, theta, (12, 10), per_axis=per_axis), antialiased_sample(images, theta, (12, 10), per_axis=per_axis)
     )
+
+
+def _antialiased_resize_1d(values: np.ndarray, out: int) -> np.ndarray:
+    """An antialiased bilinear (tent) resize of the last axis, written from its definition."""
+    size = values.shape[-1]
+    scale = size / out
+    support = max(scale, 1.0)
+    result = np.zeros((*values.shape[:-1], out))
+    for i in range(out):
+        centre = scale * (i + 0.5)
+        taps = np.arange(size) + 0.5 - centre
+        weights = np.clip(1.0 - np.abs(taps) / support, 0.0, None)
+        weights[(taps < -support) | (taps >= support)] = 0.0
+        result[..., i] = values @ (weights / weights.sum())
+    return result
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 30), st.integers(1, 12), st.integers(2, 15), st.integers(0, 2**31 - 1))
+def test_one_pixel_wide_levels_are_resized_along_their_height(height, width, out_h, seed):
+    """torch 2.14's CPU antialiased resize gives every row the first row's value when it resizes the
+    height of a one-pixel-wide result; the pyramid's levels must not inherit that."""
+    from diffaug.functional.antialias import _resize
+
+    images = torch.rand(1, 2, height, width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    expected = _antialiased_resize_1d(_antialiased_resize_1d(images.numpy(), 1).swapaxes(-1, -2), out_h).swapaxes(-1, -2)
+    np.testing.assert_allclose(_resize(images, (out_h, 1)).numpy(), expected, rtol=0, atol=1e-12)

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffaug.functional import _antialias_cpu
 from diffaug.functional.geometry import output_pixel_scale, sampling_grid
 
 __all__ = ["antialiased_sample", "pyramid_sizes", "level_weights"]
@@ -125,6 +127,11 @@ def _resize(image: Tensor, size: Sequence[int]) -> Tensor:
     """
     if tuple(image.shape[-2:]) == tuple(size):
         return image
+    if size[1] == 1 and size[0] > 1:
+        # PyTorch's CPU kernel (2.14) resizes the height of a one-column image wrongly (every row
+        # comes out as the first), and it narrows the width first: resize the transposed image.
+        transposed = F.interpolate(image.transpose(-1, -2), size=(1, size[0]), mode="bilinear", antialias=True)
+        return transposed.transpose(-1, -2)
     return F.interpolate(image, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
 
 
@@ -138,6 +145,30 @@ def _chain(base: Tensor, sizes: Sequence[Sequence[int]]) -> list[Tensor]:
     so it would not change that cost.)
     """
     return [base] + [_resize(base, size) for size in sizes[1:]]
+
+
+def _lerp_ratios(weights: Tensor) -> Tensor:
+    """Lerp weights ``(..., n)`` that blend ``n`` samples by ``weights`` one after the other.
+
+    After sample ``j``, ``out = sum_{i<=j} w_i S_i / sum_{i<=j} w_i``: sample ``j`` enters with
+    ``w_j / sum_{i<=j} w_i``. Where nothing is accumulated yet the ratio is 0/0: 0, with a clamped
+    denominator (no NaN gradient).
+    """
+    running = weights.cumsum(-1)
+    return torch.where(running > 0, weights / running.clamp(min=torch.finfo(weights.dtype).tiny), 0.0)
+
+
+def _cpu_kernel(images: Tensor, theta: Tensor, grid: Tensor, mode: str, padding_mode: str, per_axis: bool) -> ModuleType | None:
+    """The compiled CPU kernel when it serves this call (no gradient needed, eager, plain CPU tensors), else None."""
+    if per_axis or mode != "bilinear" or padding_mode not in ("zeros", "border"):
+        return None
+    if images.device.type != "cpu" or images.dtype not in (torch.float32, torch.float64) or not images.is_contiguous():
+        return None
+    if type(images) is not Tensor or torch.compiler.is_compiling():
+        return None
+    if torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad):
+        return None
+    return _antialias_cpu.kernel()
 
 
 def antialiased_sample(
@@ -189,6 +220,17 @@ def antialiased_sample(
     # The plain warp's own grid, so that level 0 matches it bit for bit.
     grid = sampling_grid(theta, out_size) if grid is None else grid
 
+    kernel = _cpu_kernel(images, theta, grid, mode, padding_mode, per_axis)
+    if kernel is not None:
+        # No gradient needed, on the CPU: the compiled kernel builds per sample only the levels
+        # (and the parts of them) its blend reads, and lerps them into the plain sample in place.
+        ratios = _lerp_ratios(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
+        out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+        planes = grid.permute(0, 3, 1, 2).contiguous()  # (B, 2, h, w): sampling_grid's own layout, no copy
+        heights, widths = [h for h, _ in sizes], [w for _, w in sizes]
+        kernel.blend_levels_(out, images, planes, ratios.contiguous(), heights, widths, padding_mode == "border")
+        return out
+
     taps: list[tuple[Tensor, Tensor]] = []
     if per_axis:
         weights_x = level_weights(shrink[:, 0], depth)
@@ -204,10 +246,7 @@ def antialiased_sample(
     # Blend by successive lerps: after tap j, out = sum_{i<=j} w_i S_i / sum_{i<=j} w_i. One
     # elementwise op per level (it was two), and lerp(a, b, 0) is exactly a: where level 0
     # gets all the weight, out is bit for bit the plain warp, which the no-shrink case relies on.
-    weights = torch.stack([weight for _, weight in taps], dim=-1).to(images.dtype)
-    running = weights.cumsum(-1)
-    # Where nothing is accumulated yet the ratio is 0/0: 0, with a clamped denominator (no NaN gradient).
-    ratios = torch.where(running > 0, weights / running.clamp(min=torch.finfo(images.dtype).tiny), 0.0)
+    ratios = _lerp_ratios(torch.stack([weight for _, weight in taps], dim=-1).to(images.dtype))
     out = F.grid_sample(taps[0][0], grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     for j, (level, _) in enumerate(taps[1:], start=1):
         sample = F.grid_sample(level, grid, mode=mode, padding_mode=padding_mode, align_corners=False)

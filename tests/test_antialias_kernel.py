@@ -1,0 +1,178 @@
+"""The compiled CPU kernel of the antialiased warp against the pure PyTorch pyramid it replaces.
+
+``antialias=True`` on the CPU, with no gradient needed, runs ``_antialias_cpu.cpp``; with
+gradients (or under compile, or off the CPU) it runs the pyramid of ``antialias.py``. The two
+must agree to rounding on every warp, padding and shape, and the dispatch must pick the right one.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import hypothesis.strategies as st
+import pytest
+import torch
+from hypothesis import given, settings
+
+import diffaug as da
+from diffaug import functional as daf
+from diffaug.functional import _antialias_cpu
+
+
+def test_the_kernel_builds_on_this_machine():
+    # The fast path must not be silently off where the suite runs: a failed build only warns.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert _antialias_cpu.kernel() is not None
+
+
+@st.composite
+def warps(draw: st.DrawFn, dtype: torch.dtype = torch.float64):
+    """Images and affine thetas whose shrink ranges from a zoom-in to a 10x shrink, per sample."""
+    batch, channels = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    height, width = draw(st.integers(3, 48)), draw(st.integers(3, 48))
+    out = (draw(st.integers(1, 20)), draw(st.integers(1, 20)))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(batch, channels, height, width, generator=g, dtype=dtype)
+    angle = (torch.rand(batch, generator=g, dtype=torch.float64) - 0.5) * 2 * math.pi * draw(st.floats(0.0, 1.0))
+    # Output pixel footprint in input pixels, per sample: log-uniform in [0.3, 10].
+    span = torch.exp(torch.empty(batch, 2, dtype=torch.float64).uniform_(math.log(0.3), math.log(10.0), generator=g))
+    scale = span * torch.tensor([out[1] / width, out[0] / height], dtype=torch.float64)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(batch, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * scale[:, 0], -sin * scale[:, 1]
+    theta[:, 1, 0], theta[:, 1, 1] = sin * scale[:, 0], cos * scale[:, 1]
+    theta[:, :, 2] = torch.rand(batch, 2, generator=g, dtype=torch.float64) * 1.6 - 0.8
+    return images, theta.to(dtype), out
+
+
+def _both(images, theta, out, **kwargs):
+    kernel = daf.warp(images, theta, out, antialias=True, **kwargs)
+    with _antialias_cpu.disabled():
+        pyramid = daf.warp(images, theta, out, antialias=True, **kwargs)
+    return kernel, pyramid
+
+
+@settings(max_examples=60, deadline=None)
+@given(warps(), st.sampled_from(["zeros", "border", "reflect"]), st.floats(-1.0, 2.0))
+def test_kernel_equals_the_pyramid_in_float64(case, padding_mode, fill):
+    images, theta, out = case
+    extra = {"fill": fill} if padding_mode == "zeros" else {}
+    kernel, pyramid = _both(images, theta, out, padding_mode=padding_mode, **extra)
+    torch.testing.assert_close(kernel, pyramid, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(warps(torch.float32))
+def test_kernel_equals_the_pyramid_in_float32(case):
+    images, theta, out = case
+    kernel, pyramid = _both(images, theta, out)
+    torch.testing.assert_close(kernel, pyramid, rtol=0, atol=2e-5)
+
+
+def test_random_resized_crops_of_the_cost_case_shape():
+    # The benchmark's case, scaled down: RandomResizedCrop boxes, 2x input -> output.
+    g = torch.Generator().manual_seed(3)
+    images = torch.rand(16, 3, 96, 96, generator=g)
+    theta = da.RandomResizedCrop(48).make_params(images, generator=g).theta
+    kernel, pyramid = _both(images, theta, (48, 48))
+    torch.testing.assert_close(kernel, pyramid, rtol=0, atol=2e-5)
+    assert not torch.equal(kernel, daf.warp(images, theta, (48, 48)))  # some crops were filtered
+
+
+def test_samples_that_do_not_shrink_are_the_plain_warp_bit_for_bit():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 40, 40, generator=g)
+    boxes = torch.tensor([[0.0, 0.0, 40.0, 40.0], [5.0, 7.0, 17.0, 19.0]])  # 4x shrink, then 12 -> 10
+    out = daf.crop(images, boxes, 10, antialias=True)
+    plain = daf.crop(images, boxes, 10)
+    assert torch.equal(out[1], plain[1])
+    assert not torch.equal(out[0], plain[0])
+
+
+class _Spy:
+    def __init__(self):
+        self.calls = 0
+        self.module = _antialias_cpu.kernel()
+
+    def __call__(self):
+        self.calls += 1
+        return self.module
+
+
+@pytest.mark.parametrize(
+    "needs_grad, compiled_kernel_used",
+    [(False, True), (True, False)],
+)
+def test_the_kernel_serves_only_calls_without_gradients(monkeypatch, needs_grad, compiled_kernel_used):
+    spy = _Spy()
+    monkeypatch.setattr(_antialias_cpu, "kernel", spy)
+    images = torch.rand(2, 3, 32, 32, requires_grad=needs_grad)
+    out = daf.crop(images, torch.tensor([[0.0, 0.0, 32.0, 32.0]] * 2), 8, antialias=True)
+    assert (spy.calls == 1) is compiled_kernel_used
+    assert out.requires_grad is needs_grad
+
+
+def test_no_kernel_under_no_grad_is_still_the_kernel(monkeypatch):
+    spy = _Spy()
+    monkeypatch.setattr(_antialias_cpu, "kernel", spy)
+    images = torch.rand(2, 3, 32, 32, requires_grad=True)
+    with torch.no_grad():
+        daf.crop(images, torch.tensor([[0.0, 0.0, 32.0, 32.0]] * 2), 8, antialias=True)
+    assert spy.calls == 1
+
+
+@pytest.mark.parametrize("case", ["channels_last", "bicubic", "reflection", "per_axis"])
+def test_what_the_kernel_does_not_cover_goes_to_the_pyramid(monkeypatch, case):
+    spy = _Spy()
+    monkeypatch.setattr(_antialias_cpu, "kernel", spy)
+    images = torch.rand(2, 3, 32, 32)
+    theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]).expand(2, 2, 3)
+    if case == "channels_last":
+        daf.warp(images.contiguous(memory_format=torch.channels_last), theta, 8, antialias=True)
+    elif case == "bicubic":
+        daf.warp(images, theta, 8, mode="bicubic", antialias=True)
+    elif case == "reflection":
+        daf.warp(images, theta, 8, padding_mode="reflection", antialias=True)
+    else:
+        from diffaug.functional.antialias import antialiased_sample
+
+        antialiased_sample(images, theta, (8, 8), per_axis=True)
+    assert spy.calls == 0
+
+
+def test_a_failed_build_warns_once_and_falls_back_to_the_pyramid(monkeypatch):
+    from torch.utils import cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise OSError("no compiler here")
+
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    monkeypatch.delitem(_antialias_cpu._state, "module", raising=False)
+    images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64).expand(2, 2, 3)
+    with pytest.warns(RuntimeWarning, match="no compiler here"):
+        out = daf.warp(images, theta, 8, antialias=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = daf.warp(images, theta, 8, antialias=True)  # no second warning
+    with _antialias_cpu.disabled():
+        pyramid = daf.warp(images, theta, 8, antialias=True)
+    assert torch.equal(out, pyramid) and torch.equal(again, pyramid)
+
+
+def test_the_result_does_not_depend_on_the_number_of_threads():
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(12, 3, 64, 64, generator=g)
+    theta = da.RandomResizedCrop(24).make_params(images, generator=g).theta
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = daf.warp(images, theta, 24, antialias=True)
+        torch.set_num_threads(2)
+        two = daf.warp(images, theta, 24, antialias=True)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
