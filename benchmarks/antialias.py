@@ -7,7 +7,8 @@ The numbers go to stdout as Markdown tables
 
 Candidates, all per sample, all differentiable in the images and in theta:
 
-* ``mipmap`` (shipped): isotropic pyramid, level from the more shrunk axis, trilinear blend;
+* ``mipmap`` (shipped): isotropic pyramid, level from the more shrunk axis, trilinear blend (on the
+  CPU without gradients, the compiled kernel that builds per sample only what the blend reads);
 * ``mipmap_055`` (quality tables only): the same with the previous weights, tents on a constant
   offset ``l = 2 (log2 s - 0.55)`` (the shipped map grows the offset to 0.65 between 2x and
   2.83x and fades level 0 as ``(1 - l) ** 1.5``);
@@ -46,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import diffaug.functional.antialias as antialias_module  # noqa: E402
 from diffaug import functional as daf  # noqa: E402
+from diffaug.functional import _antialias_cpu  # noqa: E402
 from diffaug.functional.antialias import antialiased_sample  # noqa: E402
 from diffaug.functional.geometry import output_pixel_scale  # noqa: E402
 
@@ -403,7 +405,9 @@ def antialias_case(
     """Median milliseconds per method for random resized crops; methods run interleaved.
 
     The shipped path is measured through ``daf.warp`` (``plain`` = ``antialias=False``,
-    ``mipmap`` = ``antialias=True``); the other candidates through this file's functions.
+    ``mipmap`` = ``antialias=True``: the compiled CPU kernel when no gradient is needed, the
+    pyramid otherwise; forward only, also the pyramid alone); the other candidates through this
+    file's functions.
     """
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(batch, 3, in_size, in_size, generator=generator, requires_grad=backward)
@@ -413,7 +417,13 @@ def antialias_case(
     def through_warp(antialias: bool) -> Callable[[], object]:
         return lambda: daf.warp(images, theta, size, antialias=antialias)
 
+    def through_pyramid() -> object:
+        with _antialias_cpu.disabled():
+            return daf.warp(images, theta, size, antialias=True)
+
     fns: dict[str, Callable[[], object]] = {"plain": through_warp(False), "mipmap": through_warp(True)}
+    if not backward:  # with gradients the shipped path is the pyramid itself
+        fns["mipmap, pure PyTorch pyramid"] = through_pyramid
     for name in methods:
         if name != "mipmap":
             fns[name] = (lambda m: lambda: m(images, theta, size))(CANDIDATES[name])
@@ -519,8 +529,9 @@ def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
 
     * the shipped kernel compiled with ``torch.compile`` (inductor's CPU code), and the plain warp
       compiled too;
-    * the first level, or the whole kernel, run a few samples at a time (smaller buffers that the
+    * the first level, or the whole pyramid, run a few samples at a time (smaller buffers that the
       allocator reuses instead of fresh pages: a loop over the batch in chunks);
+    * for comparison, the compiled CPU kernel that ships for calls without gradients;
     * the antialiased resize on ``uint8`` images (its vectorised integer path; no gradient, and
       not the float images the warp takes), for scale.
     """
@@ -546,24 +557,34 @@ def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
         return build
 
     def warp_in_chunks(chunk: int) -> Callable[[], object]:
-        """The shipped kernel run ``chunk`` samples at a time into one output (same values)."""
+        """The pure PyTorch pyramid run ``chunk`` samples at a time into one output (same values)."""
 
         def run() -> Tensor:
             result = images.new_empty(batch, 3, *size)
-            for start in range(0, batch, chunk):
-                part = slice(start, start + chunk)
-                result[part] = antialiased_sample(images[part], theta[part], size)
+            with _antialias_cpu.disabled():
+                for start in range(0, batch, chunk):
+                    part = slice(start, start + chunk)
+                    result[part] = antialiased_sample(images[part], theta[part], size)
             return result
 
         return run
 
+    def pyramid() -> Tensor:
+        with _antialias_cpu.disabled():
+            return daf.warp(images, theta, size, antialias=True)
+
     pieces: dict[str, Callable[[], object]] = {
         "plain warp (antialias=False)": lambda: daf.warp(images, theta, size),
-        "antialiased warp (shipped)": lambda: daf.warp(images, theta, size, antialias=True),
-        "antialiased warp, 8 samples at a time": warp_in_chunks(8),
+        "antialiased warp, pure PyTorch pyramid": pyramid,
+        "antialiased warp, pyramid 8 samples at a time": warp_in_chunks(8),
+        "antialiased warp, compiled CPU kernel (shipped without gradients)": lambda: daf.warp(
+            images, theta, size, antialias=True
+        ),
         "plain warp, torch.compile": lambda: compiled_plain(images, theta),
         "antialiased warp, torch.compile": lambda: compiled_aa(images, theta),
-        f"level {third[0]}, whole batch (shipped)": lambda: F.interpolate(images, size=third, mode="bilinear", antialias=True),
+        f"level {third[0]}, whole batch (the pyramid's)": lambda: F.interpolate(
+            images, size=third, mode="bilinear", antialias=True
+        ),
         f"level {third[0]}, 8 samples at a time": level_in_chunks(8),
         f"level {third[0]}, 16 samples at a time": level_in_chunks(16),
         f"level {third[0]} of uint8 images (no gradient)": lambda: F.interpolate(

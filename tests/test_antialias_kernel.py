@@ -176,3 +176,25 @@ def test_the_result_does_not_depend_on_the_number_of_threads():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(one, two)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border"])
+@pytest.mark.parametrize("shift", [-6.0, -1.1, 1.1, 6.0])
+def test_grids_partly_or_wholly_outside_the_image(padding_mode, shift):
+    g = torch.Generator().manual_seed(2)
+    images = torch.rand(3, 2, 30, 26, generator=g, dtype=torch.float64)
+    theta = torch.tensor(
+        [[[4.0, 0.0, shift], [0.0, 3.0, 0.3]], [[3.0, 0.5, 0.2], [0.0, 5.0, shift]], [[6.0, 0.0, 0.0], [0.0, 6.0, 0.0]]]
+    )
+    kernel, pyramid = _both(images, theta.double(), (7, 6), padding_mode=padding_mode)
+    torch.testing.assert_close(kernel, pyramid, rtol=0, atol=1e-12)
+
+
+def test_a_sample_with_non_finite_coordinates_keeps_the_plain_warp():
+    images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    theta = torch.tensor([[[4.0, 0.0, float("nan")], [0.0, 4.0, 0.0]], [[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]]], dtype=torch.float64)
+    out = daf.warp(images, theta, 8, antialias=True)
+    with _antialias_cpu.disabled():
+        pyramid = daf.warp(images, theta, 8, antialias=True)
+    assert torch.equal(out[0].isnan(), daf.warp(images, theta, 8)[0].isnan())  # as grid_sample left it
+    torch.testing.assert_close(out[1], pyramid[1], rtol=0, atol=1e-12)

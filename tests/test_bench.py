@@ -87,3 +87,13 @@ def test_peak_memory_counts_what_a_call_allocates() -> None:
 def test_malformed_cases_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         bench._parse_cases(text)
+
+
+@pytest.mark.parametrize("antialiased_ms, met", [(19.0, True), (21.0, False)])
+def test_antialias_cost_goal_is_read_from_the_antialias_case(antialiased_ms: float, met: bool) -> None:
+    results = [bench.Result(bench.RRC, fwd_ms=10.0), bench.Result(bench.RRC_AA, fwd_ms=antialiased_ms)]
+    report = [{"case_obj": bench.antialias_case(), "results": results}]
+    (goal,) = bench.goals(report, "cpu")
+    assert goal.text == "antialiased crop <= 2x crop (fwd)" and goal.ratio == pytest.approx(antialiased_ms / 10.0)
+    assert goal.met is met
+    assert bench.goals(report, "cuda") == []  # the 2x budget is set for the CPU

@@ -63,10 +63,19 @@ inline scalar_t source_index(scalar_t coord, int64_t size, bool border) {
   return index;
 }
 
-// torch.lerp's formula (exact at both ends).
+// First and one-past-last level index of the region that bilinear taps from source indices in
+// [lowest, highest] can reach, within [-1, size + 1): the level plus one border pixel on each side.
+// Never empty: taps wholly outside the level are clamped onto the border pixel next to them.
 template <typename scalar_t>
-inline scalar_t lerp(scalar_t a, scalar_t b, scalar_t w) {
-  return w < scalar_t(0.5) ? a + w * (b - a) : b - (b - a) * (scalar_t(1) - w);
+inline int64_t region_start(scalar_t lowest, int64_t size) {
+  const scalar_t start = std::min(std::max(std::floor(lowest), scalar_t(-1)), static_cast<scalar_t>(size));
+  return static_cast<int64_t>(start);
+}
+
+template <typename scalar_t>
+inline int64_t region_end(scalar_t highest, int64_t size, int64_t start) {
+  const scalar_t end = std::min(std::floor(highest) + 2, static_cast<scalar_t>(size + 1));
+  return std::max(static_cast<int64_t>(std::max(end, scalar_t(-1))), start + 1);
 }
 
 template <typename scalar_t>
@@ -90,7 +99,7 @@ void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tens
   // have work, and they need not be spread evenly over the batch.
 #pragma omp parallel num_threads(at::in_parallel_region() ? 1 : at::get_num_threads())
   {
-    std::vector<scalar_t> columns, level;  // per thread, reused across samples and levels
+    std::vector<scalar_t> columns, transposed, level;  // per thread, reused across samples and levels
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < batch; ++b) {
       const scalar_t* ratio = ratio_data + b * levels;
@@ -101,81 +110,89 @@ void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tens
       bool blends = false;
       for (int64_t j = 1; j < levels; ++j) blends = blends || ratio[j] != 0;
       if (!blends) continue;  // level 0 only: the plain warp, untouched
-      // The normalised box the grid reads.
+      // The normalised box the grid reads. A sample with a coordinate that is not finite keeps the
+      // plain warp (its footprint, and so its filter, is undefined).
       scalar_t x_min = gx[0], x_max = gx[0], y_min = gy[0], y_max = gy[0];
-      for (int64_t p = 1; p < pixels; ++p) {
+      bool finite = true;
+      for (int64_t p = 0; p < pixels; ++p) {
+        finite = finite && std::isfinite(gx[p]) && std::isfinite(gy[p]);
         x_min = std::min(x_min, gx[p]);
         x_max = std::max(x_max, gx[p]);
         y_min = std::min(y_min, gy[p]);
         y_max = std::max(y_max, gy[p]);
       }
+      if (!finite) continue;
       for (int64_t j = 1; j < levels; ++j) {
         const scalar_t r = ratio[j];
         if (r == 0) continue;
         const int64_t lh = heights[j], lw = widths[j];
         const Taps<scalar_t>& tx = taps_x[j];
         const Taps<scalar_t>& ty = taps_y[j];
-        // Level pixels the bilinear taps can reach: [r0, r1) x [c0, c1), within the level.
-        const int64_t r0 = std::max<int64_t>(static_cast<int64_t>(std::floor(source_index(y_min, lh, border))), 0);
-        const int64_t r1 = std::min<int64_t>(static_cast<int64_t>(std::floor(source_index(y_max, lh, border))) + 2, lh);
-        const int64_t c0 = std::max<int64_t>(static_cast<int64_t>(std::floor(source_index(x_min, lw, border))), 0);
-        const int64_t c1 = std::min<int64_t>(static_cast<int64_t>(std::floor(source_index(x_max, lw, border))) + 2, lw);
-        const int64_t rows = std::max<int64_t>(r1 - r0, 0), cols = std::max<int64_t>(c1 - c0, 0);
-        // Input columns those level columns read.
-        const int64_t x0 = cols > 0 ? tx.start[c0] : 0;
-        const int64_t x1 = cols > 0 ? tx.start[c1 - 1] + tx.count[c1 - 1] : 0;
-        const int64_t span = x1 - x0;
-        columns.assign(static_cast<size_t>(channels * rows * span), scalar_t(0));
-        level.resize(static_cast<size_t>(channels * rows * cols));
-        // Resize along y first (whole contiguous rows, vectorisable), then along x on the fewer rows.
+        // The level pixels the bilinear taps can reach, as a region [row0, row1) x [col0, col1) that
+        // keeps one pixel of zeros around the level: a tap outside the level is clamped onto that
+        // border and reads 0 (zeros padding), so the sampler below needs no bounds test.
+        // A grid wholly outside the level keeps just the border pixel it is clamped onto.
+        const int64_t row0 = region_start(source_index(y_min, lh, border), lh);
+        const int64_t row1 = region_end(source_index(y_max, lh, border), lh, row0);
+        const int64_t col0 = region_start(source_index(x_min, lw, border), lw);
+        const int64_t col1 = region_end(source_index(x_max, lw, border), lw, col0);
+        const int64_t rows = row1 - row0, cols = col1 - col0;
+        // The part of the level inside it, and the input columns that part reads.
+        const int64_t in_row0 = std::max<int64_t>(row0, 0), in_row1 = std::min<int64_t>(row1, lh);
+        const int64_t in_col0 = std::max<int64_t>(col0, 0), in_col1 = std::min<int64_t>(col1, lw);
+        const int64_t x0 = in_col1 > in_col0 ? tx.start[in_col0] : 0;
+        const int64_t span = in_col1 > in_col0 ? tx.start[in_col1 - 1] + tx.count[in_col1 - 1] - x0 : 0;
+        const int64_t in_rows = std::max<int64_t>(in_row1 - in_row0, 0);
+        columns.assign(static_cast<size_t>(in_rows * span), scalar_t(0));
+        level.assign(static_cast<size_t>(channels * cols * rows), scalar_t(0));  // transposed: [c][col][row]
         for (int64_t c = 0; c < channels; ++c) {
-          for (int64_t i = 0; i < rows; ++i) {
-            scalar_t* dst = columns.data() + (c * rows + i) * span;
-            const int64_t li = r0 + i;
+          // Along y: whole input rows, contiguous (vectorised). columns[i][x], i = level row - in_row0.
+          std::fill(columns.begin(), columns.end(), scalar_t(0));
+          for (int64_t i = 0; i < in_rows; ++i) {
+            scalar_t* dst = columns.data() + i * span;
+            const int64_t li = in_row0 + i;
             for (int64_t k = 0; k < ty.count[li]; ++k) {
               const scalar_t wk = ty.weight[li * ty.width + k];
               const scalar_t* src = image + (c * height + ty.start[li] + k) * width + x0;
               for (int64_t x = 0; x < span; ++x) dst[x] += wk * src[x];
             }
           }
-          for (int64_t i = 0; i < rows; ++i) {
-            const scalar_t* src = columns.data() + (c * rows + i) * span;
-            scalar_t* dst = level.data() + (c * rows + i) * cols;
-            for (int64_t q = 0; q < cols; ++q) {
-              const int64_t lq = c0 + q;
-              const scalar_t* wt = tx.weight.data() + lq * tx.width;
-              const scalar_t* s = src + (tx.start[lq] - x0);
-              scalar_t v = 0;
-              for (int64_t k = 0; k < tx.count[lq]; ++k) v += wt[k] * s[k];
-              dst[q] = v;
+          // Along x, into the transposed level, a column of level rows at a time; transposing the
+          // y-pass result first keeps this pass contiguous (vectorised) too.
+          transposed.resize(static_cast<size_t>(span * in_rows));
+          for (int64_t i = 0; i < in_rows; ++i)
+            for (int64_t x = 0; x < span; ++x) transposed[x * in_rows + i] = columns[i * span + x];
+          for (int64_t q = in_col0; q < in_col1; ++q) {
+            scalar_t* dst = level.data() + (c * cols + (q - col0)) * rows + (in_row0 - row0);
+            const scalar_t* wt = tx.weight.data() + q * tx.width;
+            for (int64_t k = 0; k < tx.count[q]; ++k) {
+              const scalar_t wk = wt[k];
+              const scalar_t* src = transposed.data() + (tx.start[q] + k - x0) * in_rows;
+              for (int64_t i = 0; i < in_rows; ++i) dst[i] += wk * src[i];
             }
           }
         }
-        // Sample the level bilinearly (grid_sample's weights; zeros outside unless border) and blend.
+        // Sample the level bilinearly with grid_sample's weights and blend: torch.lerp's formula,
+        // its branch on the weight taken once per sample.
+        const bool low = r < scalar_t(0.5);
+        const scalar_t step = low ? r : scalar_t(1) - r;
         for (int64_t p = 0; p < pixels; ++p) {
           const scalar_t ix = source_index(gx[p], lw, border), iy = source_index(gy[p], lh, border);
           const scalar_t fx = std::floor(ix), fy = std::floor(iy);
-          const int64_t xw = static_cast<int64_t>(fx), yn = static_cast<int64_t>(fy);
           const scalar_t east = ix - fx, south = iy - fy;
+          const int64_t xw = static_cast<int64_t>(fx), yn = static_cast<int64_t>(fy);
+          const int64_t west = std::min(std::max(xw, col0), col1 - 1) - col0;
+          const int64_t east_col = std::min(std::max(xw + 1, col0), col1 - 1) - col0;
+          const int64_t north = std::min(std::max(yn, row0), row1 - 1) - row0;
+          const int64_t south_row = std::min(std::max(yn + 1, row0), row1 - 1) - row0;
           const scalar_t nw = (1 - east) * (1 - south), ne = east * (1 - south);
           const scalar_t sw = (1 - east) * south, se = east * south;
-          const bool west_in = xw >= c0 && xw < c1 && xw >= 0, east_in = xw + 1 >= c0 && xw + 1 < c1;
-          const bool north_in = yn >= r0 && yn < r1 && yn >= 0, south_in = yn + 1 >= r0 && yn + 1 < r1;
           for (int64_t c = 0; c < channels; ++c) {
-            const scalar_t* plane = level.data() + c * rows * cols;
-            scalar_t v = 0;
-            if (north_in) {
-              const scalar_t* row = plane + (yn - r0) * cols - c0;
-              if (west_in) v += nw * row[xw];
-              if (east_in) v += ne * row[xw + 1];
-            }
-            if (south_in) {
-              const scalar_t* row = plane + (yn + 1 - r0) * cols - c0;
-              if (west_in) v += sw * row[xw];
-              if (east_in) v += se * row[xw + 1];
-            }
+            const scalar_t* plane = level.data() + c * cols * rows;
+            const scalar_t v = nw * plane[west * rows + north] + ne * plane[east_col * rows + north] +
+                               sw * plane[west * rows + south_row] + se * plane[east_col * rows + south_row];
             scalar_t& target = result[c * pixels + p];
-            target = lerp(target, v, r);
+            target = low ? target + step * (v - target) : v - (v - target) * step;
           }
         }
       }

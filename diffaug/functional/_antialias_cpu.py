@@ -8,17 +8,24 @@ no backward: :func:`~diffaug.functional.antialias.antialiased_sample` uses it on
 gradient is needed, and the pure PyTorch pyramid otherwise (the two agree to rounding, tested).
 
 The extension is compiled with ``torch.utils.cpp_extension.load`` the first time it is needed
-(a C++ compiler and ninja, about a minute, cached by PyTorch across processes). If that fails the
-pyramid is used and a warning says why, once.
+(a C++ compiler and ninja, about half a minute, cached by PyTorch across processes). If that fails
+the pyramid is used and a warning says why, once.
+
+``blend_levels_`` is a ``torch.library`` custom op (torch 2.4 and later), so a compiled graph calls
+the same kernel as eager code and gets the same values.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["kernel", "disabled"]
+import torch
+from torch import Tensor
+
+__all__ = ["kernel", "disabled", "blend_levels_", "COMPILABLE"]
 
 _SOURCE = Path(__file__).with_name("_antialias_cpu.cpp")
 _state: dict[str, ModuleType | None | bool] = {"disabled": False}
@@ -76,3 +83,33 @@ class disabled:
 
     def __exit__(self, *exc: object) -> None:
         _state["disabled"] = self._before
+
+
+def _blend_levels(
+    out: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
+) -> None:
+    """Blend levels ``1 ..`` into ``out`` (level 0's sample) in place: the kernel, or the pyramid.
+
+    ``grid`` is ``(B, 2, h, w)`` (x plane, y plane), ``ratios`` ``(B, L)`` the lerp weight of each
+    level, ``heights``/``widths`` the ``L`` level sizes; all contiguous, one dtype, on the CPU.
+    """
+    module = kernel()
+    if module is not None:
+        module.blend_levels_(out, images, grid, ratios, heights, widths, border)
+        return
+    from diffaug.functional.antialias import blend_levels  # the pyramid, in PyTorch ops
+
+    sizes = list(zip(heights, widths, strict=True))
+    blend_levels(out, images, grid.permute(0, 2, 3, 1), ratios, sizes, "bilinear", "border" if border else "zeros")
+
+
+COMPILABLE = hasattr(torch.library, "custom_op")
+blend_levels_: Callable[..., None]
+if COMPILABLE:
+    blend_levels_ = torch.library.custom_op("diffaug::blend_levels_", mutates_args=("out",))(_blend_levels)
+
+    @blend_levels_.register_fake
+    def _(out: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool) -> None:
+        return None
+else:  # older torch: eager only (compiled graphs use the pyramid)
+    blend_levels_ = _blend_levels

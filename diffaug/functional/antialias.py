@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -158,17 +157,16 @@ def _lerp_ratios(weights: Tensor) -> Tensor:
     return torch.where(running > 0, weights / running.clamp(min=torch.finfo(weights.dtype).tiny), 0.0)
 
 
-def _cpu_kernel(images: Tensor, theta: Tensor, grid: Tensor, mode: str, padding_mode: str, per_axis: bool) -> ModuleType | None:
-    """The compiled CPU kernel when it serves this call (no gradient needed, eager, plain CPU tensors), else None."""
-    if per_axis or mode != "bilinear" or padding_mode not in ("zeros", "border"):
-        return None
+def _cpu_kernel_serves(images: Tensor, theta: Tensor, grid: Tensor, mode: str, padding_mode: str) -> bool:
+    """Whether the compiled CPU kernel serves this call: bilinear, zeros or border padding, plain
+    contiguous float CPU tensors, no gradient needed (it has no backward). Shapes and flags only."""
+    if mode != "bilinear" or padding_mode not in ("zeros", "border") or type(images) is not Tensor:
+        return False
     if images.device.type != "cpu" or images.dtype not in (torch.float32, torch.float64) or not images.is_contiguous():
-        return None
-    if type(images) is not Tensor or torch.compiler.is_compiling():
-        return None
-    if torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad):
-        return None
-    return _antialias_cpu.kernel()
+        return False
+    if torch.compiler.is_compiling() and not _antialias_cpu.COMPILABLE:
+        return False
+    return not (torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad))
 
 
 def antialiased_sample(
@@ -220,37 +218,52 @@ def antialiased_sample(
     # The plain warp's own grid, so that level 0 matches it bit for bit.
     grid = sampling_grid(theta, out_size) if grid is None else grid
 
-    kernel = _cpu_kernel(images, theta, grid, mode, padding_mode, per_axis)
-    if kernel is not None:
-        # No gradient needed, on the CPU: the compiled kernel builds per sample only the levels
-        # (and the parts of them) its blend reads, and lerps them into the plain sample in place.
-        ratios = _lerp_ratios(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
-        out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-        planes = grid.permute(0, 3, 1, 2).contiguous()  # (B, 2, h, w): sampling_grid's own layout, no copy
-        heights, widths = [h for h, _ in sizes], [w for _, w in sizes]
-        kernel.blend_levels_(out, images, planes, ratios.contiguous(), heights, widths, padding_mode == "border")
-        return out
-
-    taps: list[tuple[Tensor, Tensor]] = []
     if per_axis:
         weights_x = level_weights(shrink[:, 0], depth)
         weights_y = level_weights(shrink[:, 1], depth)
         columns = _chain(images, [(in_size[0], w) for _, w in sizes])
+        taps: list[tuple[Tensor, Tensor]] = []
         for jx, column in enumerate(columns):
             rows = _chain(column, [(h, sizes[jx][1]) for h, _ in sizes])
             taps += [(level, weights_y[:, jy] * weights_x[:, jx]) for jy, level in enumerate(rows)]
-    else:
-        weights = level_weights(shrink.amax(dim=-1), depth)
-        taps = [(level, weights[:, j]) for j, level in enumerate(_chain(images, sizes))]
+        ratios = _lerp_ratios(torch.stack([weight for _, weight in taps], dim=-1).to(images.dtype))
+        out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+        for j, (level, _) in enumerate(taps[1:], start=1):
+            sample = F.grid_sample(level, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+            out = out.lerp_(sample, ratios[:, j].view(-1, 1, 1, 1))
+        return out
 
-    # Blend by successive lerps: after tap j, out = sum_{i<=j} w_i S_i / sum_{i<=j} w_i. One
-    # elementwise op per level (it was two), and lerp(a, b, 0) is exactly a: where level 0
-    # gets all the weight, out is bit for bit the plain warp, which the no-shrink case relies on.
-    ratios = _lerp_ratios(torch.stack([weight for _, weight in taps], dim=-1).to(images.dtype))
-    out = F.grid_sample(taps[0][0], grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-    for j, (level, _) in enumerate(taps[1:], start=1):
-        sample = F.grid_sample(level, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-        # In place: ``out`` is this call's own buffer (grid_sample does not keep its output for
-        # backward; autograd keeps what lerp's gradient needs), and a fresh output costs page faults.
+    ratios = _lerp_ratios(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
+    out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    if _cpu_kernel_serves(images, theta, grid, mode, padding_mode):
+        # No gradient needed, on the CPU: the compiled kernel builds per sample only the levels (and
+        # the parts of them) its blend reads, and lerps them into the plain sample in place.
+        planes = grid.permute(0, 3, 1, 2).contiguous()  # (B, 2, h, w): sampling_grid's own layout, no copy
+        heights, widths = [h for h, _ in sizes], [w for _, w in sizes]
+        _antialias_cpu.blend_levels_(out, images, planes, ratios.contiguous(), heights, widths, padding_mode == "border")
+        return out
+    return blend_levels(out, images, grid, ratios, sizes, mode, padding_mode)
+
+
+def blend_levels(
+    out: Tensor,
+    images: Tensor,
+    grid: Tensor,
+    ratios: Tensor,
+    sizes: Sequence[Sequence[int]],
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+) -> Tensor:
+    """Lerp the pyramid's levels ``1 ..`` of ``images`` into ``out``, level 0's sample, in place.
+
+    The pyramid in PyTorch ops (differentiable): level ``j`` (``sizes[j]``, an antialiased resize
+    of ``images``) is read through ``grid`` and enters with the lerp weight ``ratios[:, j]``. After
+    level ``j``, ``out = sum_{i<=j} w_i S_i / sum_{i<=j} w_i``; ``lerp(a, b, 0)`` is exactly ``a``,
+    so where level 0 gets all the weight ``out`` stays bit for bit the plain warp. In place:
+    ``out`` is the caller's own buffer (``grid_sample`` does not keep its output for backward;
+    autograd keeps what ``lerp``'s gradient needs), and a fresh one costs page faults.
+    """
+    for j, size in enumerate(sizes[1:], start=1):
+        sample = F.grid_sample(_resize(images, size), grid, mode=mode, padding_mode=padding_mode, align_corners=False)
         out = out.lerp_(sample, ratios[:, j].view(-1, 1, 1, 1))
     return out
