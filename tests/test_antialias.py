@@ -316,12 +316,11 @@ def test_transforms_pass_antialias_to_the_warp():
     images = torch.rand(3, 3, 96, 80)
     g = torch.Generator().manual_seed(3)
     rrc = da.RandomResizedCrop(24)
-    assert rrc.antialias is False  # measured default, see docs/antialias.md
+    assert rrc.antialias is True  # torchvision's default, within the measured cost budget (docs/antialias.md)
     params = rrc.make_params(images, generator=g)
-    torch.testing.assert_close(
-        da.RandomResizedCrop(24, antialias=True).transform(images, params), daf.crop(images, params.boxes, 24, antialias=True)
-    )
-    torch.testing.assert_close(rrc.transform(images, params), daf.crop(images, params.boxes, 24))
+    torch.testing.assert_close(rrc.transform(images, params), daf.crop(images, params.boxes, 24, antialias=True))
+    plain = da.RandomResizedCrop(24, antialias=False)
+    torch.testing.assert_close(plain.transform(images, params), daf.crop(images, params.boxes, 24))
     boxes = torch.tensor([[0.0, 0.0, 80.0, 96.0]] * 3)
     torch.testing.assert_close(da.BoxCrop(12, antialias=True)(images, boxes), daf.crop(images, boxes, 12, antialias=True))
     zoom = da.ZoomCrop(20, zoom=(0.5, 0.5), antialias=True)
@@ -346,8 +345,21 @@ def test_antialias_with_nearest_is_an_error():
 def test_antialias_must_be_a_bool(value):
     with pytest.raises(TypeError, match="antialias"):
         daf.warp(torch.rand(1, 1, 8, 8), torch.eye(2, 3).unsqueeze(0), 4, antialias=value)
-    with pytest.raises(TypeError, match="antialias"):
-        da.BoxCrop(4, antialias=value)
+    if value is not None:  # transforms take None: torchvision's default
+        with pytest.raises(TypeError, match="antialias"):
+            da.BoxCrop(4, antialias=value)
+
+
+@pytest.mark.parametrize("cls", [da.RandomResizedCrop, da.Resize, da.BoxCrop])
+def test_antialias_none_is_torchvisions_default_on_unless_nearest(cls):
+    assert cls(8, antialias=None).antialias is True
+    assert cls(8, mode="nearest", antialias=None).antialias is False
+    assert cls(8, mode="nearest", antialias=False).antialias is False
+    with pytest.raises(ValueError, match="antialias"):
+        cls(8, mode="nearest", antialias=True)
+    # The defaults: on for the two torchvision antialiases by default, off for BoxCrop.
+    assert cls(8).antialias is (cls is not da.BoxCrop)
+    assert cls(8, mode="nearest").antialias is False
 
 
 # --------------------------------------------------------------------------- helpers

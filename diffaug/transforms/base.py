@@ -84,7 +84,7 @@ class GeometricTransform(nn.Module):
             ``temperature`` in training mode and hard (straight-through) in eval mode.
         mode, padding_mode: passed to :func:`diffaug.functional.warp`.
         antialias: passed to :func:`diffaug.functional.warp`: low-pass filter samples the warp
-            shrinks (not with ``mode="nearest"``).
+            shrinks (not with ``mode="nearest"``); ``None``: on unless ``mode="nearest"``.
         fill: passed to :func:`diffaug.functional.warp`: what ``padding_mode="zeros"`` shows
             outside the image, a number or one per channel (images only; masks are filled by
             :meth:`diffaug.Compose.transform_targets`).
@@ -111,14 +111,15 @@ class GeometricTransform(nn.Module):
         padding_mode: str = "zeros",
         learnable_p: bool = False,
         temperature: float = 0.1,
-        antialias: bool = False,
+        antialias: bool | None = False,
         fill: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__()
         p = _checks.check_probability(p)
         self.mode = interpolation_name(mode)
         self.padding_mode = _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
-        self.antialias = _checks.check_antialias(antialias, self.mode)
+        # None: torchvision's antialias=True, which it ignores for nearest (labels, masks).
+        self.antialias = _checks.check_antialias(self.mode != "nearest" if antialias is None else antialias, self.mode)
         fill_values = _checks.check_fill(fill, self.padding_mode)
         self.fill: float | tuple[float, ...] = 0.0 if fill_values is None else fill_values
         if not temperature > 0:

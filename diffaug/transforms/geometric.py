@@ -616,8 +616,8 @@ class Resize(GeometricTransform):
             keeps the aspect ratio (``int(s * long / short)``, torchvision's rounding).
         max_size: with an int ``size``, the longer edge is capped at ``max_size``.
         mode: interpolation, ``"bilinear"`` by default.
-        antialias: low-pass filter when shrinking (torchvision's default ``True``); see
-            :func:`diffaug.functional.warp`.
+        antialias: low-pass filter when shrinking; the default ``None`` is torchvision's: on,
+            except with ``mode="nearest"``. See :func:`diffaug.functional.warp`.
 
     Example:
         >>> import torch, diffaug as da
@@ -626,7 +626,7 @@ class Resize(GeometricTransform):
     """
 
     def __init__(
-        self, size: int | Sequence[int], max_size: int | None = None, mode: object = "bilinear", antialias: bool = True
+        self, size: int | Sequence[int], max_size: int | None = None, mode: object = "bilinear", antialias: bool | None = None
     ) -> None:
         # Border padding: the edge pixels' outer halves sample beyond the image when enlarging;
         # repeating the edge there is what F.interpolate and torchvision's resize do.
