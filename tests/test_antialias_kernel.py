@@ -198,3 +198,22 @@ def test_a_sample_with_non_finite_coordinates_keeps_the_plain_warp():
         pyramid = daf.warp(images, theta, 8, antialias=True)
     assert torch.equal(out[0].isnan(), daf.warp(images, theta, 8)[0].isnan())  # as grid_sample left it
     torch.testing.assert_close(out[1], pyramid[1], rtol=0, atol=1e-12)
+
+
+def test_a_lock_left_by_a_killed_build_is_cleared_but_a_fresh_one_is_kept(monkeypatch, tmp_path):
+    # torch waits forever on a build directory's lock file; a build killed midway leaves one.
+    import os
+    import time
+
+    from torch.utils import cpp_extension
+
+    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: str(tmp_path))
+    lock = tmp_path / "lock"
+    lock.touch()
+    _antialias_cpu._clear_stale_lock()
+    assert lock.exists()  # another process may be building right now
+    old = time.time() - 2 * _antialias_cpu._STALE_LOCK_SECONDS
+    os.utime(lock, (old, old))
+    _antialias_cpu._clear_stale_lock()
+    assert not lock.exists()
+    _antialias_cpu._clear_stale_lock()  # nothing to clear: no error

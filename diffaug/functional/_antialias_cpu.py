@@ -17,6 +17,7 @@ the same kernel as eager code and gets the same values.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -41,13 +42,33 @@ def kernel() -> ModuleType | None:
     return module if isinstance(module, ModuleType) else None
 
 
+_NAME = "diffaug_antialias_cpu"
+# A build takes under a minute; a lock this old was left by a process killed while building, and
+# torch would wait on it forever.
+_STALE_LOCK_SECONDS = 600.0
+
+
+def _clear_stale_lock() -> None:
+    """Remove the build directory's lock file if it is older than any build could be."""
+    from torch.utils import cpp_extension
+
+    try:
+        lock = Path(cpp_extension._get_build_directory(_NAME, verbose=False)) / "lock"
+        if time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
+            lock.unlink()
+    except (OSError, AttributeError):  # no lock (the usual case), or a torch without this helper
+        pass
+
+
 def _build() -> ModuleType | None:
     try:
         from torch.utils import cpp_extension
 
+        _clear_stale_lock()
+
         # OpenMP: at::parallel_for runs the samples on torch's threads only when compiled with it.
         return cpp_extension.load(
-            name="diffaug_antialias_cpu",
+            name=_NAME,
             sources=[str(_SOURCE)],
             extra_cflags=["-O3", "-march=native", "-fopenmp"],
             extra_ldflags=["-fopenmp"],
