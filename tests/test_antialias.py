@@ -447,3 +447,37 @@ def test_one_pixel_wide_levels_are_resized_along_their_height(height, width, out
     images = torch.rand(1, 2, height, width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     expected = _antialiased_resize_1d(_antialiased_resize_1d(images.numpy(), 1).swapaxes(-1, -2), out_h).swapaxes(-1, -2)
     np.testing.assert_allclose(_resize(images, (out_h, 1)).numpy(), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make, in_size, filtered",
+    [
+        (lambda: da.RandomResizedCrop(32), 32, False),  # crops of a 32 image to 32 never shrink
+        (lambda: da.RandomResizedCrop(32), 46, False),  # at most 1.44x: under the first level
+        (lambda: da.RandomResizedCrop(32), 48, True),  # up to 1.5x
+        (lambda: da.Resize(64), 32, False),
+        (lambda: da.Resize(16), 32, True),
+        (lambda: da.RandomAffine(degrees=0, antialias=True), 32, True),  # unbounded: scale, shear
+    ],
+)
+def test_transforms_whose_shapes_bound_the_shrink_skip_the_filter_exactly(monkeypatch, make, in_size, filtered):
+    import sys
+
+    warp_module = sys.modules["diffaug.functional.warp"]  # the module (the package exports its warp function)
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return antialiased_sample(*args, **kwargs)
+
+    monkeypatch.setattr(warp_module, "antialiased_sample", counting)
+    transform = make()
+    assert transform.antialias is True
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 3, in_size, in_size, generator=g)
+    params = transform.make_params(images, generator=g)
+    out = transform.transform(images, params)
+    assert bool(calls) is filtered
+    if not filtered:  # skipping is exact: the plain warp is what the filter would have returned
+        filtered_anyway = daf.warp(images, params.theta, params.size, transform.mode, transform.padding_mode, antialias=True)
+        torch.testing.assert_close(out, filtered_anyway, rtol=0, atol=0)

@@ -38,7 +38,7 @@ from torch import Tensor
 from diffaug.functional import _antialias_cpu
 from diffaug.functional.geometry import output_pixel_scale, sampling_grid
 
-__all__ = ["antialiased_sample", "pyramid_sizes", "level_weights"]
+__all__ = ["antialiased_sample", "pyramid_sizes", "level_weights", "filters_shrink"]
 
 # Half an octave between levels: level j is 2**(j / 2) times smaller than the input.
 _STEP = 0.5
@@ -66,6 +66,19 @@ def pyramid_sizes(in_size: Sequence[int], out_size: Sequence[int]) -> list[tuple
     worst = max(n_in / n_out for n_in, n_out in zip(in_size, out_size, strict=True))
     depth = max(1, math.ceil(_level_of(worst) - 1e-9))
     return [tuple(max(1, round(n / 2 ** (j * _STEP))) for n in in_size) for j in range(depth + 1)]  # type: ignore[misc]
+
+
+def filters_shrink(shrink: float) -> bool:
+    """Whether output pixels spanning ``shrink`` input pixels get any filtering (above about 1.46).
+
+    Below it the antialiased warp is bit for bit the plain one, so a transform whose shapes bound
+    every sample's shrink under it can skip the filter's work.
+
+    Example:
+        >>> filters_shrink(1.0), filters_shrink(1.4), filters_shrink(1.5)
+        (False, False, True)
+    """
+    return _level_of(shrink) > 0
 
 
 def _level_of(shrink: float) -> float:

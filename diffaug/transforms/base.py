@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.functional import _checks
+from diffaug.functional.antialias import filters_shrink
 
 __all__ = ["Params", "GeometricTransform"]
 
@@ -161,6 +162,11 @@ class GeometricTransform(nn.Module):
                 f"params were drawn for {params.theta.shape[0]} samples but images have {images.shape[0]}; "
                 "draw them with make_params(images)"
             )
+        antialias = self.antialias
+        if antialias:
+            bound = self.max_shrink((images.shape[-2], images.shape[-1]), (params.size[0], params.size[1]))
+            # Exact: below the first level the antialiased warp is the plain one (a margin for rounding).
+            antialias = bound is None or filters_shrink(bound * (1 + 1e-6))
         return daf.warp(
             images,
             params.theta,
@@ -168,9 +174,18 @@ class GeometricTransform(nn.Module):
             self.mode,
             self.padding_mode,
             params.batch_index,
-            antialias=self.antialias,
+            antialias=antialias,
             fill=self.fill,
         )
+
+    def max_shrink(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> float | None:
+        """The most input pixels an output pixel can span, from the shapes alone; ``None`` if unbounded.
+
+        Transforms that only crop inside the image and resize (``RandomResizedCrop``, ``Resize``)
+        bound it by ``in / out``; where that bound is below the first pyramid level,
+        ``antialias=True`` skips the filter's work (the result is the same).
+        """
+        return None
 
     def forward(self, images: Tensor) -> Tensor:
         return self.transform(images, self.make_params(images))

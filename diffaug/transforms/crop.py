@@ -112,6 +112,10 @@ class RandomResizedCrop(GeometricTransform):
         self.scale = Range((low, high), domain=(0.0, max(1.0, high)), learnable=learnable)
         self.ratio = Range(tuple(ratio), domain=(0.0, math.inf), log=True, learnable=learnable)  # type: ignore[arg-type]
 
+    def max_shrink(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> float:
+        # Every crop (and the whole image, for samples not cropped) lies inside the image.
+        return max(in_size[0] / out_size[0], in_size[1] / out_size[1])
+
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> CropParams:
         batch, height, width = batch_shape(images)
         device, dtype = images.device, param_dtype(images)

@@ -640,6 +640,9 @@ class Resize(GeometricTransform):
         self.size_arg = tuple(size)
         self.max_size = max_size
 
+    def max_shrink(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> float:
+        return max(in_size[0] / out_size[0], in_size[1] / out_size[1])
+
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """The output ``(h, w)`` for an input of ``(height, width)``."""
         if len(self.size_arg) == 2:
