@@ -4,9 +4,9 @@
 // `out`; this kernel then, for each sample that shrinks, builds only the levels its blend uses and
 // only the part of each level its grid reads (PyTorch's antialiased bilinear resize, the same
 // weights as F.interpolate(antialias=True)), samples them bilinearly with grid_sample's formulas,
-// and lerps them into `out` in place, as antialiased_sample's chain of lerp_ does. A sample whose
-// level-0 weight is 1 is not touched (bit for bit the plain warp). Levels are built in a small
-// per-thread buffer that stays in cache, instead of full-size tensors for the whole batch.
+// and lerps them into `out` in place, as antialias.blend_levels does with PyTorch ops. A sample
+// whose level-0 weight is 1 is not touched (bit for bit the plain warp). Levels are built in a
+// small per-thread buffer that stays in cache, instead of full-size tensors for the whole batch.
 
 #include <torch/extension.h>
 

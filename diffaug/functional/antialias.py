@@ -24,6 +24,12 @@ either axis, blurs the less shrunk axis of an anisotropic warp a little more tha
 exact per axis at the cost of ``(depth + 1) ** 2`` reads instead of ``depth + 1``.
 The choice of method, half-octave spacing and level offset were measured: see the
 antialiasing page of the documentation and ``benchmarks/antialias.py``.
+
+On the CPU, when no gradient is needed, the levels are blended by a compiled kernel
+(:mod:`diffaug.functional._antialias_cpu`) that builds per sample only the levels, and the parts
+of them, that sample reads: the same values to rounding, at a fraction of the time. Everything
+else (gradients, other devices, bicubic, ``"reflection"`` padding, ``per_axis``) runs the pyramid
+in PyTorch ops below (:func:`blend_levels`).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from torch import Tensor
 from diffaug.functional import _antialias_cpu
 from diffaug.functional.geometry import output_pixel_scale, sampling_grid
 
-__all__ = ["antialiased_sample", "pyramid_sizes", "level_weights", "filters_shrink"]
+__all__ = ["antialiased_sample", "blend_levels", "pyramid_sizes", "level_weights", "filters_shrink"]
 
 # Half an octave between levels: level j is 2**(j / 2) times smaller than the input.
 _STEP = 0.5
