@@ -78,6 +78,139 @@ inline int64_t region_end(scalar_t highest, int64_t size, int64_t start) {
   return std::max(static_cast<int64_t>(std::max(end, scalar_t(-1))), start + 1);
 }
 
+// The part of one level a sample reads: level rows [row0, row1) and columns [col0, col1), one
+// pixel of zeros around the level included (see region_start); of it, the rows [in_row0, in_row1)
+// and columns [in_col0, in_col1) inside the level, which read input columns [x0, x0 + span).
+struct Region {
+  int64_t row0, row1, col0, col1, rows, cols;
+  int64_t in_row0, in_row1, in_col0, in_col1, in_rows, x0, span;
+};
+
+template <typename scalar_t>
+Region region_of(scalar_t x_min, scalar_t x_max, scalar_t y_min, scalar_t y_max, int64_t lh, int64_t lw, bool border,
+                 const Taps<scalar_t>& tx) {
+  Region g;
+  g.row0 = region_start(source_index(y_min, lh, border), lh);
+  g.row1 = region_end(source_index(y_max, lh, border), lh, g.row0);
+  g.col0 = region_start(source_index(x_min, lw, border), lw);
+  g.col1 = region_end(source_index(x_max, lw, border), lw, g.col0);
+  g.rows = g.row1 - g.row0;
+  g.cols = g.col1 - g.col0;
+  g.in_row0 = std::max<int64_t>(g.row0, 0);
+  g.in_row1 = std::min<int64_t>(g.row1, lh);
+  g.in_col0 = std::max<int64_t>(g.col0, 0);
+  g.in_col1 = std::min<int64_t>(g.col1, lw);
+  g.in_rows = std::max<int64_t>(g.in_row1 - g.in_row0, 0);
+  const bool any = g.in_col1 > g.in_col0;
+  g.x0 = any ? tx.start[g.in_col0] : 0;
+  g.span = any ? tx.start[g.in_col1 - 1] + tx.count[g.in_col1 - 1] - g.x0 : 0;
+  return g;
+}
+
+// Build a level region of one sample (`image`: C x H x W) into `level`, transposed ([c][col][row],
+// zeros outside the level): resize along y first (whole contiguous input rows, vectorised), then
+// along x on the fewer rows; transposing the y-pass result keeps the x pass contiguous too.
+template <typename scalar_t>
+void build_level(const scalar_t* image, int64_t channels, int64_t height, int64_t width, const Taps<scalar_t>& tx,
+                 const Taps<scalar_t>& ty, const Region& g, std::vector<scalar_t>& columns,
+                 std::vector<scalar_t>& transposed, std::vector<scalar_t>& level) {
+  columns.assign(static_cast<size_t>(g.in_rows * g.span), scalar_t(0));
+  transposed.resize(static_cast<size_t>(g.span * g.in_rows));
+  level.assign(static_cast<size_t>(channels * g.cols * g.rows), scalar_t(0));
+  for (int64_t c = 0; c < channels; ++c) {
+    std::fill(columns.begin(), columns.end(), scalar_t(0));
+    for (int64_t i = 0; i < g.in_rows; ++i) {
+      scalar_t* dst = columns.data() + i * g.span;
+      const int64_t li = g.in_row0 + i;
+      for (int64_t k = 0; k < ty.count[li]; ++k) {
+        const scalar_t wk = ty.weight[li * ty.width + k];
+        const scalar_t* src = image + (c * height + ty.start[li] + k) * width + g.x0;
+        for (int64_t x = 0; x < g.span; ++x) dst[x] += wk * src[x];
+      }
+    }
+    for (int64_t i = 0; i < g.in_rows; ++i)
+      for (int64_t x = 0; x < g.span; ++x) transposed[x * g.in_rows + i] = columns[i * g.span + x];
+    for (int64_t q = g.in_col0; q < g.in_col1; ++q) {
+      scalar_t* dst = level.data() + (c * g.cols + (q - g.col0)) * g.rows + (g.in_row0 - g.row0);
+      const scalar_t* wt = tx.weight.data() + q * tx.width;
+      for (int64_t k = 0; k < tx.count[q]; ++k) {
+        const scalar_t wk = wt[k];
+        const scalar_t* src = transposed.data() + (tx.start[q] + k - g.x0) * g.in_rows;
+        for (int64_t i = 0; i < g.in_rows; ++i) dst[i] += wk * src[i];
+      }
+    }
+  }
+}
+
+// The adjoint of build_level: add to `d_image` (C x H x W) what a gradient `d_level` of the level
+// region (same layout as `level`) gives the input pixels it was resized from.
+template <typename scalar_t>
+void build_level_backward(const std::vector<scalar_t>& d_level, int64_t channels, int64_t height, int64_t width,
+                          const Taps<scalar_t>& tx, const Taps<scalar_t>& ty, const Region& g,
+                          std::vector<scalar_t>& columns, std::vector<scalar_t>& transposed, scalar_t* d_image) {
+  columns.resize(static_cast<size_t>(g.in_rows * g.span));
+  transposed.resize(static_cast<size_t>(g.span * g.in_rows));
+  for (int64_t c = 0; c < channels; ++c) {
+    std::fill(transposed.begin(), transposed.end(), scalar_t(0));
+    for (int64_t q = g.in_col0; q < g.in_col1; ++q) {
+      const scalar_t* src = d_level.data() + (c * g.cols + (q - g.col0)) * g.rows + (g.in_row0 - g.row0);
+      const scalar_t* wt = tx.weight.data() + q * tx.width;
+      for (int64_t k = 0; k < tx.count[q]; ++k) {
+        const scalar_t wk = wt[k];
+        scalar_t* dst = transposed.data() + (tx.start[q] + k - g.x0) * g.in_rows;
+        for (int64_t i = 0; i < g.in_rows; ++i) dst[i] += wk * src[i];
+      }
+    }
+    for (int64_t i = 0; i < g.in_rows; ++i)
+      for (int64_t x = 0; x < g.span; ++x) columns[i * g.span + x] = transposed[x * g.in_rows + i];
+    for (int64_t i = 0; i < g.in_rows; ++i) {
+      const scalar_t* src = columns.data() + i * g.span;
+      const int64_t li = g.in_row0 + i;
+      for (int64_t k = 0; k < ty.count[li]; ++k) {
+        const scalar_t wk = ty.weight[li * ty.width + k];
+        scalar_t* dst = d_image + (c * height + ty.start[li] + k) * width + g.x0;
+        for (int64_t x = 0; x < g.span; ++x) dst[x] += wk * src[x];
+      }
+    }
+  }
+}
+
+// Bilinear taps of one point in a level region: offsets into a [col][row] plane and weights, with
+// grid_sample's formulas; taps outside the level are clamped onto the zero border.
+template <typename scalar_t>
+struct Tap {
+  int64_t nw, ne, sw, se;    // offsets in the plane
+  scalar_t east, south;      // fractional position
+  scalar_t dx, dy;           // d(source index) / d(normalised coordinate), 0 where border clipped
+};
+
+template <typename scalar_t>
+inline Tap<scalar_t> tap_of(scalar_t gx, scalar_t gy, int64_t lh, int64_t lw, bool border, const Region& g) {
+  Tap<scalar_t> t;
+  scalar_t ix = ((gx + 1) * static_cast<scalar_t>(lw) - 1) / 2, iy = ((gy + 1) * static_cast<scalar_t>(lh) - 1) / 2;
+  t.dx = static_cast<scalar_t>(lw) / 2;
+  t.dy = static_cast<scalar_t>(lh) / 2;
+  if (border) {  // grid_sample's clip: no gradient where the index is clipped (or on the edge)
+    if (ix <= 0 || ix >= static_cast<scalar_t>(lw - 1)) t.dx = 0;
+    if (iy <= 0 || iy >= static_cast<scalar_t>(lh - 1)) t.dy = 0;
+    ix = std::min(static_cast<scalar_t>(lw - 1), std::max(ix, scalar_t(0)));
+    iy = std::min(static_cast<scalar_t>(lh - 1), std::max(iy, scalar_t(0)));
+  }
+  const scalar_t fx = std::floor(ix), fy = std::floor(iy);
+  t.east = ix - fx;
+  t.south = iy - fy;
+  const int64_t xw = static_cast<int64_t>(fx), yn = static_cast<int64_t>(fy);
+  const int64_t west = std::min(std::max(xw, g.col0), g.col1 - 1) - g.col0;
+  const int64_t east = std::min(std::max(xw + 1, g.col0), g.col1 - 1) - g.col0;
+  const int64_t north = std::min(std::max(yn, g.row0), g.row1 - 1) - g.row0;
+  const int64_t south = std::min(std::max(yn + 1, g.row0), g.row1 - 1) - g.row0;
+  t.nw = west * g.rows + north;
+  t.ne = east * g.rows + north;
+  t.sw = west * g.rows + south;
+  t.se = east * g.rows + south;
+  return t;
+}
+
 template <typename scalar_t>
 void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tensor& grid, const at::Tensor& ratios,
                        const std::vector<int64_t>& heights, const std::vector<int64_t>& widths, bool border) {
@@ -128,69 +261,19 @@ void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tens
         const int64_t lh = heights[j], lw = widths[j];
         const Taps<scalar_t>& tx = taps_x[j];
         const Taps<scalar_t>& ty = taps_y[j];
-        // The level pixels the bilinear taps can reach, as a region [row0, row1) x [col0, col1) that
-        // keeps one pixel of zeros around the level: a tap outside the level is clamped onto that
-        // border and reads 0 (zeros padding), so the sampler below needs no bounds test.
-        // A grid wholly outside the level keeps just the border pixel it is clamped onto.
-        const int64_t row0 = region_start(source_index(y_min, lh, border), lh);
-        const int64_t row1 = region_end(source_index(y_max, lh, border), lh, row0);
-        const int64_t col0 = region_start(source_index(x_min, lw, border), lw);
-        const int64_t col1 = region_end(source_index(x_max, lw, border), lw, col0);
-        const int64_t rows = row1 - row0, cols = col1 - col0;
-        // The part of the level inside it, and the input columns that part reads.
-        const int64_t in_row0 = std::max<int64_t>(row0, 0), in_row1 = std::min<int64_t>(row1, lh);
-        const int64_t in_col0 = std::max<int64_t>(col0, 0), in_col1 = std::min<int64_t>(col1, lw);
-        const int64_t x0 = in_col1 > in_col0 ? tx.start[in_col0] : 0;
-        const int64_t span = in_col1 > in_col0 ? tx.start[in_col1 - 1] + tx.count[in_col1 - 1] - x0 : 0;
-        const int64_t in_rows = std::max<int64_t>(in_row1 - in_row0, 0);
-        columns.assign(static_cast<size_t>(in_rows * span), scalar_t(0));
-        level.assign(static_cast<size_t>(channels * cols * rows), scalar_t(0));  // transposed: [c][col][row]
-        for (int64_t c = 0; c < channels; ++c) {
-          // Along y: whole input rows, contiguous (vectorised). columns[i][x], i = level row - in_row0.
-          std::fill(columns.begin(), columns.end(), scalar_t(0));
-          for (int64_t i = 0; i < in_rows; ++i) {
-            scalar_t* dst = columns.data() + i * span;
-            const int64_t li = in_row0 + i;
-            for (int64_t k = 0; k < ty.count[li]; ++k) {
-              const scalar_t wk = ty.weight[li * ty.width + k];
-              const scalar_t* src = image + (c * height + ty.start[li] + k) * width + x0;
-              for (int64_t x = 0; x < span; ++x) dst[x] += wk * src[x];
-            }
-          }
-          // Along x, into the transposed level, a column of level rows at a time; transposing the
-          // y-pass result first keeps this pass contiguous (vectorised) too.
-          transposed.resize(static_cast<size_t>(span * in_rows));
-          for (int64_t i = 0; i < in_rows; ++i)
-            for (int64_t x = 0; x < span; ++x) transposed[x * in_rows + i] = columns[i * span + x];
-          for (int64_t q = in_col0; q < in_col1; ++q) {
-            scalar_t* dst = level.data() + (c * cols + (q - col0)) * rows + (in_row0 - row0);
-            const scalar_t* wt = tx.weight.data() + q * tx.width;
-            for (int64_t k = 0; k < tx.count[q]; ++k) {
-              const scalar_t wk = wt[k];
-              const scalar_t* src = transposed.data() + (tx.start[q] + k - x0) * in_rows;
-              for (int64_t i = 0; i < in_rows; ++i) dst[i] += wk * src[i];
-            }
-          }
-        }
+        const Region g = region_of(x_min, x_max, y_min, y_max, lh, lw, border, tx);
+        build_level(image, channels, height, width, tx, ty, g, columns, transposed, level);
         // Sample the level bilinearly with grid_sample's weights and blend: torch.lerp's formula,
         // its branch on the weight taken once per sample.
         const bool low = r < scalar_t(0.5);
         const scalar_t step = low ? r : scalar_t(1) - r;
         for (int64_t p = 0; p < pixels; ++p) {
-          const scalar_t ix = source_index(gx[p], lw, border), iy = source_index(gy[p], lh, border);
-          const scalar_t fx = std::floor(ix), fy = std::floor(iy);
-          const scalar_t east = ix - fx, south = iy - fy;
-          const int64_t xw = static_cast<int64_t>(fx), yn = static_cast<int64_t>(fy);
-          const int64_t west = std::min(std::max(xw, col0), col1 - 1) - col0;
-          const int64_t east_col = std::min(std::max(xw + 1, col0), col1 - 1) - col0;
-          const int64_t north = std::min(std::max(yn, row0), row1 - 1) - row0;
-          const int64_t south_row = std::min(std::max(yn + 1, row0), row1 - 1) - row0;
-          const scalar_t nw = (1 - east) * (1 - south), ne = east * (1 - south);
-          const scalar_t sw = (1 - east) * south, se = east * south;
+          const Tap<scalar_t> t = tap_of(gx[p], gy[p], lh, lw, border, g);
+          const scalar_t nw = (1 - t.east) * (1 - t.south), ne = t.east * (1 - t.south);
+          const scalar_t sw = (1 - t.east) * t.south, se = t.east * t.south;
           for (int64_t c = 0; c < channels; ++c) {
-            const scalar_t* plane = level.data() + c * cols * rows;
-            const scalar_t v = nw * plane[west * rows + north] + ne * plane[east_col * rows + north] +
-                               sw * plane[west * rows + south_row] + se * plane[east_col * rows + south_row];
+            const scalar_t* plane = level.data() + c * g.cols * g.rows;
+            const scalar_t v = nw * plane[t.nw] + ne * plane[t.ne] + sw * plane[t.sw] + se * plane[t.se];
             scalar_t& target = result[c * pixels + p];
             target = low ? target + step * (v - target) : v - (v - target) * step;
           }
