@@ -8,7 +8,7 @@ The numbers go to stdout as Markdown tables
 Candidates, all per sample, all differentiable in the images and in theta:
 
 * ``mipmap`` (shipped): isotropic pyramid, level from the more shrunk axis, trilinear blend (on the
-  CPU without gradients, the compiled kernel that builds per sample only what the blend reads);
+  CPU, the compiled kernel that builds per sample only what the blend reads, forward and backward);
 * ``mipmap_055`` (quality tables only): the same with the previous weights, tents on a constant
   offset ``l = 2 (log2 s - 0.55)`` (the shipped map grows the offset to 0.65 between 2x and
   2.83x and fades level 0 as ``(1 - l) ** 1.5``);
@@ -405,9 +405,8 @@ def antialias_case(
     """Median milliseconds per method for random resized crops; methods run interleaved.
 
     The shipped path is measured through ``daf.warp`` (``plain`` = ``antialias=False``,
-    ``mipmap`` = ``antialias=True``: the compiled CPU kernel when no gradient is needed, the
-    pyramid otherwise; forward only, also the pyramid alone); the other candidates through this
-    file's functions.
+    ``mipmap`` = ``antialias=True``: the compiled CPU kernel, forward and backward; also the
+    pure PyTorch pyramid alone, for comparison); the other candidates through this file's functions.
     """
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(batch, 3, in_size, in_size, generator=generator, requires_grad=backward)
@@ -422,8 +421,7 @@ def antialias_case(
             return daf.warp(images, theta, size, antialias=True)
 
     fns: dict[str, Callable[[], object]] = {"plain": through_warp(False), "mipmap": through_warp(True)}
-    if not backward:  # with gradients the shipped path is the pyramid itself
-        fns["mipmap, pure PyTorch pyramid"] = through_pyramid
+    fns["mipmap, pure PyTorch pyramid"] = through_pyramid
     for name in methods:
         if name != "mipmap":
             fns[name] = (lambda m: lambda: m(images, theta, size))(CANDIDATES[name])
@@ -531,7 +529,7 @@ def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
       compiled too;
     * the first level, or the whole pyramid, run a few samples at a time (smaller buffers that the
       allocator reuses instead of fresh pages: a loop over the batch in chunks);
-    * for comparison, the compiled CPU kernel that ships for calls without gradients;
+    * for comparison, the compiled CPU kernel that ships;
     * the antialiased resize on ``uint8`` images (its vectorised integer path; no gradient, and
       not the float images the warp takes), for scale.
     """
@@ -577,9 +575,7 @@ def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
         "plain warp (antialias=False)": lambda: daf.warp(images, theta, size),
         "antialiased warp, pure PyTorch pyramid": pyramid,
         "antialiased warp, pyramid 8 samples at a time": warp_in_chunks(8),
-        "antialiased warp, compiled CPU kernel (shipped without gradients)": lambda: daf.warp(
-            images, theta, size, antialias=True
-        ),
+        "antialiased warp, compiled CPU kernel (shipped)": lambda: daf.warp(images, theta, size, antialias=True),
         "plain warp, torch.compile": lambda: compiled_plain(images, theta),
         "antialiased warp, torch.compile": lambda: compiled_aa(images, theta),
         f"level {third[0]}, whole batch (the pyramid's)": lambda: F.interpolate(
