@@ -111,7 +111,7 @@ def test_the_kernel_serves_calls_with_and_without_gradients(monkeypatch, needs_g
     assert spy.calls == 1
     assert out.requires_grad is needs_grad
     if needs_grad:  # the kernel's own backward, not the pyramid's graph
-        assert "blend_levels" in type(out.grad_fn).__name__
+        assert "warp_levels" in type(out.grad_fn).__name__
 
 
 @settings(max_examples=40, deadline=None)
@@ -148,7 +148,7 @@ def test_gradcheck_through_the_kernel(padding_mode):
         assert _antialias_cpu.kernel() is not None
         return daf.warp(x, t, (5, 4), antialias=True, padding_mode=padding_mode)
 
-    assert "blend_levels" in type(warp(images, theta).grad_fn).__name__
+    assert "warp_levels" in type(warp(images, theta).grad_fn).__name__
     assert torch.autograd.gradcheck(warp, (images, theta), eps=1e-6, atol=1e-6)
 
 

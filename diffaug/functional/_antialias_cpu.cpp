@@ -306,9 +306,9 @@ void sample_image(const scalar_t* image, int64_t channels, int64_t height, int64
 }
 
 // The backward of blend_levels_impl for one batch: from the gradient of the blended output, the
-// gradients of the images (through the levels only), of the grid (through the levels only), of
-// the lerp weights, and the factor that the gradient of level 0's sample gets (the product of
-// 1 - ratio over the levels blended in). Level 0's own gradients are grid_sample's (the caller).
+// gradients of the images (through the levels only, added into d_images), of the grid (through the
+// levels only), of the lerp weights, and the factor that the gradient of level 0's sample gets
+// (the product of 1 - ratio over the levels blended in). Level 0's own gradients are grid_sample's.
 template <typename scalar_t>
 void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& images, const at::Tensor& grid,
                                 const at::Tensor& ratios, const std::vector<int64_t>& heights,
@@ -435,14 +435,18 @@ void blend_levels_(at::Tensor out, const at::Tensor& images, const at::Tensor& g
   });
 }
 
-// The backward of blend_levels_: (d_images, d_grid, d_ratios, keep), see blend_levels_backward_impl.
+// The backward of blend_levels_: adds the images' gradient through the levels into `d_images`
+// (contiguous, like `images`: level 0's gradient, from grid_sample's backward, so that no second
+// full-size buffer is made) and returns (d_grid, d_ratios, keep), see blend_levels_backward_impl.
 std::vector<at::Tensor> blend_levels_backward(const at::Tensor& grad_out, const at::Tensor& images, const at::Tensor& grid,
                                               const at::Tensor& ratios, const std::vector<int64_t>& heights,
-                                              const std::vector<int64_t>& widths, bool border) {
-  TORCH_CHECK(grad_out.is_contiguous() && images.is_contiguous() && grid.is_contiguous() && ratios.is_contiguous(),
+                                              const std::vector<int64_t>& widths, bool border, at::Tensor d_images) {
+  TORCH_CHECK(grad_out.is_contiguous() && images.is_contiguous() && grid.is_contiguous() && ratios.is_contiguous() &&
+                  d_images.is_contiguous(),
               "blend_levels_backward takes contiguous tensors");
   TORCH_CHECK(!images.is_cuda(), "blend_levels_backward is a CPU kernel");
-  auto d_images = at::zeros_like(images);
+  TORCH_CHECK(d_images.sizes() == images.sizes() && d_images.scalar_type() == images.scalar_type(),
+              "blend_levels_backward: d_images must match images");
   auto d_grid = at::zeros_like(grid);
   auto d_ratios = at::zeros_like(ratios);
   auto keep = at::ones({images.size(0)}, images.options());
@@ -450,7 +454,7 @@ std::vector<at::Tensor> blend_levels_backward(const at::Tensor& grad_out, const 
     blend_levels_backward_impl<scalar_t>(grad_out, images, grid, ratios, heights, widths, border, d_images, d_grid,
                                          d_ratios, keep);
   });
-  return {d_images, d_grid, d_ratios, keep};
+  return {d_grid, d_ratios, keep};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {

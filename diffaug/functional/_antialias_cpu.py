@@ -24,9 +24,10 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["kernel", "disabled", "is_disabled", "blend_levels_", "blend_levels", "COMPILABLE"]
+__all__ = ["kernel", "disabled", "is_disabled", "blend_levels_", "warp_levels", "COMPILABLE"]
 
 _SOURCE = Path(__file__).with_name("_antialias_cpu.cpp")
 _state: dict[str, ModuleType | None | bool] = {"disabled": False}
@@ -141,97 +142,86 @@ else:  # older torch: eager only (compiled graphs use the pyramid)
     blend_levels_ = _blend_levels
 
 
-def _blend_levels_functional(
-    base: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
-) -> Tensor:
-    """``_blend_levels`` into a copy of ``base``: the form autograd (and a compiled graph) can differentiate."""
-    out = base.clone()
+def _padding_enum(border: bool) -> int:
+    return 1 if border else 0  # grid_sample's padding modes: 0 zeros, 1 border
+
+
+def _warp_levels(images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool) -> Tensor:
+    """Level 0's ``grid_sample`` with the levels blended in: the whole antialiased warp as one op.
+
+    One op, so that its backward can add the levels' image gradient into ``grid_sample``'s own
+    instead of making a second full-size gradient for autograd to sum.
+    """
+    out = F.grid_sample(images, grid.permute(0, 2, 3, 1), padding_mode="border" if border else "zeros", align_corners=False)
     _blend_levels(out, images, grid, ratios, heights, widths, border)
     return out
 
 
 def _kernel_backward(
-    grad: Tensor,
-    base: Tensor,
-    images: Tensor,
-    grid: Tensor,
-    ratios: Tensor,
-    heights: list[int],
-    widths: list[int],
-    border: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Gradients of ``_blend_levels_functional`` to ``base``, ``images``, ``grid`` and ``ratios``, by the kernel.
+    grad: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of ``_warp_levels`` to ``images``, ``grid`` (planes) and ``ratios``, by the kernel.
 
-    The kernel's backward rebuilds only the levels blended in (non-zero weight), so the gradient
-    of a zero weight is left at 0: the level map is flat there, no gradient reaches ``theta``
-    through it.
+    Level 0's part is ``grid_sample``'s backward of the gradient times what level 0 keeps
+    (``prod(1 - ratio)``); the kernel adds the levels' part into it. It rebuilds only the levels
+    blended in (non-zero weight), so the gradient of a zero weight is left at 0: the level map is
+    flat there, no gradient reaches ``theta`` through it.
     """
     module = kernel()
     assert module is not None  # _backward sends calls without the kernel to _pyramid_backward
-    d_images, d_grid, d_ratios, keep = module.blend_levels_backward(
-        grad.contiguous(), images, grid, ratios, heights, widths, border
+    grad = grad.contiguous()
+    keep = (1 - ratios[:, 1:]).prod(dim=1)
+    d_images, d_grid = torch.ops.aten.grid_sampler_2d_backward(
+        grad * keep.view(-1, 1, 1, 1), images, grid.permute(0, 2, 3, 1), 0, _padding_enum(border), False, [True, True]
     )
-    return grad * keep.view(-1, 1, 1, 1), d_images, d_grid, d_ratios
+    d_images = d_images.contiguous()
+    d_planes, d_ratios, _ = module.blend_levels_backward(grad, images, grid, ratios, heights, widths, border, d_images)
+    return d_images, d_planes + d_grid.permute(0, 3, 1, 2), d_ratios
 
 
 def _pyramid_backward(
-    grad: Tensor,
-    base: Tensor,
-    images: Tensor,
-    grid: Tensor,
-    ratios: Tensor,
-    heights: list[int],
-    widths: list[int],
-    border: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    grad: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
+) -> tuple[Tensor, Tensor, Tensor]:
     """The same gradients without the kernel: autograd through the pyramid in PyTorch ops, recomputed."""
     from diffaug.functional.antialias import blend_levels
 
     with torch.enable_grad():
-        leaves = [t.detach().requires_grad_() for t in (base, images, grid, ratios)]
+        leaves = [t.detach().requires_grad_() for t in (images, grid, ratios)]
         sizes = list(zip(heights, widths, strict=True))
         padding = "border" if border else "zeros"
-        out = blend_levels(leaves[0].clone(), leaves[1], leaves[2].permute(0, 2, 3, 1), leaves[3], sizes, "bilinear", padding)
+        level0 = F.grid_sample(leaves[0], leaves[1].permute(0, 2, 3, 1), padding_mode=padding, align_corners=False)
+        out = blend_levels(level0, leaves[0], leaves[1].permute(0, 2, 3, 1), leaves[2], sizes, "bilinear", padding)
         found = torch.autograd.grad(out, leaves, grad, allow_unused=True)
-    d_base, d_images, d_grid, d_ratios = (torch.zeros_like(t) if d is None else d for d, t in zip(found, leaves, strict=True))
-    return d_base, d_images, d_grid, d_ratios
+    d_images, d_grid, d_ratios = (torch.zeros_like(t) if d is None else d for d, t in zip(found, leaves, strict=True))
+    return d_images, d_grid, d_ratios
 
 
-blend_levels: Callable[..., Tensor] | None = None
+warp_levels: Callable[..., Tensor] | None = None
 if COMPILABLE:
-    # For calls that need gradients: functional (a copy of level 0's sample), with the kernel's
-    # backward registered, so eager code and compiled graphs run the same kernels both ways.
-    blend_levels = torch.library.custom_op("diffaug::blend_levels", mutates_args=())(_blend_levels_functional)
-    _backward_op = torch.library.custom_op("diffaug::blend_levels_backward", mutates_args=())(_kernel_backward)
+    # For calls that need gradients: the whole warp, with the kernel's backward registered, so eager
+    # code and compiled graphs run the same kernels both ways.
+    warp_levels = torch.library.custom_op("diffaug::warp_levels", mutates_args=())(_warp_levels)
+    _backward_op = torch.library.custom_op("diffaug::warp_levels_backward", mutates_args=())(_kernel_backward)
 
-    @blend_levels.register_fake
-    def _(
-        base: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
-    ) -> Tensor:
-        return torch.empty_like(base)
+    @warp_levels.register_fake
+    def _(images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool) -> Tensor:
+        return images.new_empty(images.shape[0], images.shape[1], grid.shape[2], grid.shape[3])
 
     @_backward_op.register_fake
     def _(
-        grad: Tensor,
-        base: Tensor,
-        images: Tensor,
-        grid: Tensor,
-        ratios: Tensor,
-        heights: list[int],
-        widths: list[int],
-        border: bool,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return torch.empty_like(base), torch.empty_like(images), torch.empty_like(grid), torch.empty_like(ratios)
+        grad: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        return torch.empty_like(images), torch.empty_like(grid), torch.empty_like(ratios)
 
     def _setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
-        base, images, grid, ratios, heights, widths, border = inputs
-        ctx.save_for_backward(base, images, grid, ratios)
+        images, grid, ratios, heights, widths, border = inputs
+        ctx.save_for_backward(images, grid, ratios)
         ctx.levels = (heights, widths, border)  # type: ignore[attr-defined]
 
     def _backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        base, images, grid, ratios = ctx.saved_tensors  # type: ignore[attr-defined]
+        images, grid, ratios = ctx.saved_tensors  # type: ignore[attr-defined]
         backward = _backward_op if kernel() is not None else _pyramid_backward
-        d_base, d_images, d_grid, d_ratios = backward(grad, base, images, grid, ratios, *ctx.levels)  # type: ignore[attr-defined]
-        return d_base, d_images, d_grid, d_ratios, None, None, None
+        d_images, d_grid, d_ratios = backward(grad, images, grid, ratios, *ctx.levels)  # type: ignore[attr-defined]
+        return d_images, d_grid, d_ratios, None, None, None
 
-    blend_levels.register_autograd(_backward, setup_context=_setup_context)
+    warp_levels.register_autograd(_backward, setup_context=_setup_context)

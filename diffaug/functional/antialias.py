@@ -260,7 +260,6 @@ def antialiased_sample(
         return out
 
     ratios = _lerp_ratios(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
-    out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     route = _cpu_kernel_route(images, theta, grid, mode, padding_mode)
     if route is not None:
         # On the CPU the compiled kernel builds per sample only the levels (and the parts of them)
@@ -268,11 +267,13 @@ def antialiased_sample(
         planes = grid.permute(0, 3, 1, 2).contiguous()  # (B, 2, h, w): sampling_grid's own layout, no copy
         heights, widths = [h for h, _ in sizes], [w for _, w in sizes]
         border = padding_mode == "border"
-        if route == "forward":
-            _antialias_cpu.blend_levels_(out, images, planes, ratios.contiguous(), heights, widths, border)
-            return out
-        assert _antialias_cpu.blend_levels is not None  # the "gradient" route needs the custom op
-        return _antialias_cpu.blend_levels(out, images, planes, ratios.contiguous(), heights, widths, border)
+        if route == "gradient":  # the whole warp as one op, with the kernel's backward
+            assert _antialias_cpu.warp_levels is not None  # the route needs custom ops
+            return _antialias_cpu.warp_levels(images, planes, ratios.contiguous(), heights, widths, border)
+        out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+        _antialias_cpu.blend_levels_(out, images, planes, ratios.contiguous(), heights, widths, border)
+        return out
+    out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     return blend_levels(out, images, grid, ratios, sizes, mode, padding_mode)
 
 
