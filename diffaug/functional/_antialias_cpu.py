@@ -3,16 +3,17 @@
 On the CPU the pyramid of :mod:`diffaug.functional.antialias` spends most of its time building
 whole levels for the whole batch (and the operating system handing out fresh pages for them);
 ``blend_levels_`` builds, per sample, only the levels and the part of each level its blend reads,
-in a small buffer that stays in cache, and leaves samples that do not shrink untouched. It has
-no backward: :func:`~diffaug.functional.antialias.antialiased_sample` uses it only when no
-gradient is needed, and the pure PyTorch pyramid otherwise (the two agree to rounding, tested).
+in a small buffer that stays in cache, and leaves samples that do not shrink untouched; its
+backward rebuilds the same levels and sends the gradient to the images, the grid and the level
+weights. It agrees with the pure PyTorch pyramid to rounding, values and gradients (tested).
 
 The extension is compiled with ``torch.utils.cpp_extension.load`` the first time it is needed
 (a C++ compiler and ninja, about half a minute, cached by PyTorch across processes). If that fails
 the pyramid is used and a warning says why, once.
 
-``blend_levels_`` is a ``torch.library`` custom op (torch 2.4 and later), so a compiled graph calls
-the same kernel as eager code and gets the same values.
+``blend_levels_`` (in place, for calls without gradients) and ``warp_levels`` (the whole warp, with
+its registered backward) are ``torch.library`` custom ops (torch 2.4 and later), so a compiled
+graph calls the same kernels as eager code and gets the same values.
 """
 
 from __future__ import annotations
