@@ -73,7 +73,7 @@ def _build() -> ModuleType | None:
 
         _clear_stale_lock()
 
-        # OpenMP: at::parallel_for runs the samples on torch's threads only when compiled with it.
+        # OpenMP: the kernel's `omp parallel` spreads the samples over torch's threads.
         return cpp_extension.load(
             name=_NAME,
             sources=[str(_SOURCE)],
