@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -211,6 +212,41 @@ inline Tap<scalar_t> tap_of(scalar_t gx, scalar_t gy, int64_t lh, int64_t lw, bo
   return t;
 }
 
+// The 1-D resize taps of every level (entry 0, the input itself, left empty): x then y.
+template <typename scalar_t>
+std::pair<std::vector<Taps<scalar_t>>, std::vector<Taps<scalar_t>>> level_taps(int64_t height, int64_t width,
+                                                                               const std::vector<int64_t>& heights,
+                                                                               const std::vector<int64_t>& widths) {
+  const size_t levels = heights.size();
+  std::vector<Taps<scalar_t>> taps_x(levels), taps_y(levels);
+  for (size_t j = 1; j < levels; ++j) {
+    taps_x[j] = antialias_taps<scalar_t>(width, widths[j]);
+    taps_y[j] = antialias_taps<scalar_t>(height, heights[j]);
+  }
+  return {std::move(taps_x), std::move(taps_y)};
+}
+
+// The normalised box one sample's grid reads, and whether every coordinate is finite (a sample
+// with one that is not keeps the plain warp: its footprint, and so its filter, is undefined).
+template <typename scalar_t>
+struct GridBox {
+  scalar_t x_min, x_max, y_min, y_max;
+  bool finite;
+};
+
+template <typename scalar_t>
+GridBox<scalar_t> grid_box(const scalar_t* gx, const scalar_t* gy, int64_t pixels) {
+  GridBox<scalar_t> box{gx[0], gx[0], gy[0], gy[0], true};
+  for (int64_t p = 0; p < pixels; ++p) {
+    box.finite = box.finite && std::isfinite(gx[p]) && std::isfinite(gy[p]);
+    box.x_min = std::min(box.x_min, gx[p]);
+    box.x_max = std::max(box.x_max, gx[p]);
+    box.y_min = std::min(box.y_min, gy[p]);
+    box.y_max = std::max(box.y_max, gy[p]);
+  }
+  return box;
+}
+
 template <typename scalar_t>
 void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tensor& grid, const at::Tensor& ratios,
                        const std::vector<int64_t>& heights, const std::vector<int64_t>& widths, bool border) {
@@ -222,11 +258,7 @@ void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tens
   const scalar_t* ratio_data = ratios.data_ptr<scalar_t>();
   scalar_t* out_data = out.data_ptr<scalar_t>();
 
-  std::vector<Taps<scalar_t>> taps_x(levels), taps_y(levels);
-  for (int64_t j = 1; j < levels; ++j) {
-    taps_x[j] = antialias_taps<scalar_t>(width, widths[j]);
-    taps_y[j] = antialias_taps<scalar_t>(height, heights[j]);
-  }
+  const auto [taps_x, taps_y] = level_taps<scalar_t>(height, width, heights, widths);
 
   // Samples in parallel on torch's threads, handed out one at a time: only the samples that shrink
   // have work, and they need not be spread evenly over the batch.
@@ -243,25 +275,15 @@ void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tens
       bool blends = false;
       for (int64_t j = 1; j < levels; ++j) blends = blends || ratio[j] != 0;
       if (!blends) continue;  // level 0 only: the plain warp, untouched
-      // The normalised box the grid reads. A sample with a coordinate that is not finite keeps the
-      // plain warp (its footprint, and so its filter, is undefined).
-      scalar_t x_min = gx[0], x_max = gx[0], y_min = gy[0], y_max = gy[0];
-      bool finite = true;
-      for (int64_t p = 0; p < pixels; ++p) {
-        finite = finite && std::isfinite(gx[p]) && std::isfinite(gy[p]);
-        x_min = std::min(x_min, gx[p]);
-        x_max = std::max(x_max, gx[p]);
-        y_min = std::min(y_min, gy[p]);
-        y_max = std::max(y_max, gy[p]);
-      }
-      if (!finite) continue;
+      const GridBox<scalar_t> box = grid_box(gx, gy, pixels);
+      if (!box.finite) continue;
       for (int64_t j = 1; j < levels; ++j) {
         const scalar_t r = ratio[j];
         if (r == 0) continue;
         const int64_t lh = heights[j], lw = widths[j];
         const Taps<scalar_t>& tx = taps_x[j];
         const Taps<scalar_t>& ty = taps_y[j];
-        const Region g = region_of(x_min, x_max, y_min, y_max, lh, lw, border, tx);
+        const Region g = region_of(box.x_min, box.x_max, box.y_min, box.y_max, lh, lw, border, tx);
         build_level(image, channels, height, width, tx, ty, g, columns, transposed, level);
         // Sample the level bilinearly with grid_sample's weights and blend: torch.lerp's formula,
         // its branch on the weight taken once per sample.
@@ -307,13 +329,12 @@ void sample_image(const scalar_t* image, int64_t channels, int64_t height, int64
 
 // The backward of blend_levels_impl for one batch: from the gradient of the blended output, the
 // gradients of the images (through the levels only, added into d_images), of the grid (through the
-// levels only), of the lerp weights, and the factor that the gradient of level 0's sample gets
-// (the product of 1 - ratio over the levels blended in). Level 0's own gradients are grid_sample's.
+// levels only) and of the lerp weights. Level 0's own gradients are grid_sample's (the caller's).
 template <typename scalar_t>
 void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& images, const at::Tensor& grid,
                                 const at::Tensor& ratios, const std::vector<int64_t>& heights,
                                 const std::vector<int64_t>& widths, bool border, at::Tensor& d_images,
-                                at::Tensor& d_grid, at::Tensor& d_ratios, at::Tensor& keep) {
+                                at::Tensor& d_grid, at::Tensor& d_ratios) {
   const int64_t batch = images.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
   const int64_t pixels = grad_out.size(2) * grad_out.size(3);
   const int64_t levels = ratios.size(1);
@@ -324,13 +345,8 @@ void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& im
   scalar_t* d_image_data = d_images.data_ptr<scalar_t>();
   scalar_t* d_grid_data = d_grid.data_ptr<scalar_t>();
   scalar_t* d_ratio_data = d_ratios.data_ptr<scalar_t>();
-  scalar_t* keep_data = keep.data_ptr<scalar_t>();
 
-  std::vector<Taps<scalar_t>> taps_x(levels), taps_y(levels);
-  for (int64_t j = 1; j < levels; ++j) {
-    taps_x[j] = antialias_taps<scalar_t>(width, widths[j]);
-    taps_y[j] = antialias_taps<scalar_t>(height, heights[j]);
-  }
+  const auto [taps_x, taps_y] = level_taps<scalar_t>(height, width, heights, widths);
 
 #pragma omp parallel num_threads(at::in_parallel_region() ? 1 : at::get_num_threads())
   {
@@ -352,17 +368,9 @@ void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& im
       active.clear();
       for (int64_t j = 1; j < levels; ++j)
         if (ratio[j] != 0) active.push_back(j);
-      scalar_t x_min = gx[0], x_max = gx[0], y_min = gy[0], y_max = gy[0];
-      bool finite = true;
-      for (int64_t p = 0; p < pixels; ++p) {
-        finite = finite && std::isfinite(gx[p]) && std::isfinite(gy[p]);
-        x_min = std::min(x_min, gx[p]);
-        x_max = std::max(x_max, gx[p]);
-        y_min = std::min(y_min, gy[p]);
-        y_max = std::max(y_max, gy[p]);
-      }
-      keep_data[b] = 1;
-      if (active.empty() || !finite) continue;  // the forward left this sample as level 0 made it
+      if (active.empty()) continue;  // the forward left this sample as level 0 made it
+      const GridBox<scalar_t> box = grid_box(gx, gy, pixels);
+      if (!box.finite) continue;
       const size_t n = active.size();
       level_data.resize(n);
       d_level_data.resize(n);
@@ -372,8 +380,7 @@ void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& im
       sampled.resize(n);
       for (size_t a = 0; a < n; ++a) {
         const int64_t j = active[a];
-        keep_data[b] *= 1 - ratio[j];
-        regions[a] = region_of(x_min, x_max, y_min, y_max, heights[j], widths[j], border, taps_x[j]);
+        regions[a] = region_of(box.x_min, box.x_max, box.y_min, box.y_max, heights[j], widths[j], border, taps_x[j]);
         build_level(image, channels, height, width, taps_x[j], taps_y[j], regions[a], columns, transposed, level_data[a]);
         d_level_data[a].assign(level_data[a].size(), scalar_t(0));
       }
@@ -437,7 +444,7 @@ void blend_levels_(at::Tensor out, const at::Tensor& images, const at::Tensor& g
 
 // The backward of blend_levels_: adds the images' gradient through the levels into `d_images`
 // (contiguous, like `images`: level 0's gradient, from grid_sample's backward, so that no second
-// full-size buffer is made) and returns (d_grid, d_ratios, keep), see blend_levels_backward_impl.
+// full-size buffer is made) and returns (d_grid, d_ratios), see blend_levels_backward_impl.
 std::vector<at::Tensor> blend_levels_backward(const at::Tensor& grad_out, const at::Tensor& images, const at::Tensor& grid,
                                               const at::Tensor& ratios, const std::vector<int64_t>& heights,
                                               const std::vector<int64_t>& widths, bool border, at::Tensor d_images) {
@@ -449,12 +456,11 @@ std::vector<at::Tensor> blend_levels_backward(const at::Tensor& grad_out, const 
               "blend_levels_backward: d_images must match images");
   auto d_grid = at::zeros_like(grid);
   auto d_ratios = at::zeros_like(ratios);
-  auto keep = at::ones({images.size(0)}, images.options());
   AT_DISPATCH_FLOATING_TYPES(images.scalar_type(), "blend_levels_backward", [&] {
     blend_levels_backward_impl<scalar_t>(grad_out, images, grid, ratios, heights, widths, border, d_images, d_grid,
-                                         d_ratios, keep);
+                                         d_ratios);
   });
-  return {d_grid, d_ratios, keep};
+  return {d_grid, d_ratios};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {

@@ -176,7 +176,7 @@ def _kernel_backward(
         grad * keep.view(-1, 1, 1, 1), images, grid.permute(0, 2, 3, 1), 0, _padding_enum(border), False, [True, True]
     )
     d_images = d_images.contiguous()
-    d_planes, d_ratios, _ = module.blend_levels_backward(grad, images, grid, ratios, heights, widths, border, d_images)
+    d_planes, d_ratios = module.blend_levels_backward(grad, images, grid, ratios, heights, widths, border, d_images)
     return d_images, d_planes + d_grid.permute(0, 3, 1, 2), d_ratios
 
 

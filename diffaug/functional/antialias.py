@@ -178,7 +178,7 @@ def _lerp_ratios(weights: Tensor) -> Tensor:
 
 def _cpu_kernel_route(images: Tensor, theta: Tensor, grid: Tensor, mode: str, padding_mode: str) -> str | None:
     """How the compiled CPU kernel serves this call: ``"forward"`` (no gradient needed: in place),
-    ``"gradient"`` (a copy, with the kernel's backward), or ``None`` (the pyramid: other modes and
+    ``"gradient"`` (the whole warp as one op, with the kernel's backward), or ``None`` (the pyramid: other modes and
     paddings, other devices and dtypes). Both routes are custom ops, so compiled graphs call the
     same kernels as eager code. Shapes, dtypes and flags only."""
     if mode != "bilinear" or padding_mode not in ("zeros", "border") or type(images) is not Tensor:
@@ -187,12 +187,10 @@ def _cpu_kernel_route(images: Tensor, theta: Tensor, grid: Tensor, mode: str, pa
         return None
     if images.device.type != "cpu" or images.dtype not in (torch.float32, torch.float64) or not images.is_contiguous():
         return None
+    grads = torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad)
     if not _antialias_cpu.COMPILABLE:  # torch before 2.4: no custom ops; the in-place kernel in eager only
-        grads = torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad)
         return None if grads or torch.compiler.is_compiling() else "forward"
-    if torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad):
-        return "gradient"
-    return "forward"
+    return "gradient" if grads else "forward"
 
 
 def antialiased_sample(
