@@ -35,7 +35,7 @@ in PyTorch ops below (:func:`blend_levels`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -252,27 +252,29 @@ def antialiased_sample(
             taps += [(level, weights_y[:, jy] * weights_x[:, jx]) for jy, level in enumerate(rows)]
         ratios = _lerp_ratios(torch.stack([weight for _, weight in taps], dim=-1).to(images.dtype))
         out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-        for j, (level, _) in enumerate(taps[1:], start=1):
-            sample = F.grid_sample(level, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-            out = out.lerp_(sample, ratios[:, j].view(-1, 1, 1, 1))
-        return out
+        return _lerp_levels(out, [level for level, _ in taps[1:]], grid, ratios, mode, padding_mode)
 
     ratios = _lerp_ratios(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
     route = _cpu_kernel_route(images, theta, grid, mode, padding_mode)
-    if route is not None:
+    if route == "gradient":  # on the CPU: the whole warp as one op, with the kernel's backward
+        assert _antialias_cpu.warp_levels is not None  # the route needs custom ops
+        return _antialias_cpu.warp_levels(images, *_kernel_arguments(grid, ratios, sizes, padding_mode))
+    out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    if route == "forward":
         # On the CPU the compiled kernel builds per sample only the levels (and the parts of them)
         # its blend reads, and lerps them into the plain sample in place.
-        planes = grid.permute(0, 3, 1, 2).contiguous()  # (B, 2, h, w): sampling_grid's own layout, no copy
-        heights, widths = [h for h, _ in sizes], [w for _, w in sizes]
-        border = padding_mode == "border"
-        if route == "gradient":  # the whole warp as one op, with the kernel's backward
-            assert _antialias_cpu.warp_levels is not None  # the route needs custom ops
-            return _antialias_cpu.warp_levels(images, planes, ratios.contiguous(), heights, widths, border)
-        out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-        _antialias_cpu.blend_levels_(out, images, planes, ratios.contiguous(), heights, widths, border)
+        _antialias_cpu.blend_levels_(out, images, *_kernel_arguments(grid, ratios, sizes, padding_mode))
         return out
-    out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     return blend_levels(out, images, grid, ratios, sizes, mode, padding_mode)
+
+
+def _kernel_arguments(
+    grid: Tensor, ratios: Tensor, sizes: Sequence[Sequence[int]], padding_mode: str
+) -> tuple[Tensor, Tensor, list[int], list[int], bool]:
+    """The kernel's arguments after the images: the grid as ``(B, 2, h, w)`` planes (sampling_grid's
+    own layout: no copy), the lerp weights, the level heights and widths, and border padding."""
+    planes = grid.permute(0, 3, 1, 2).contiguous()
+    return planes, ratios.contiguous(), [h for h, _ in sizes], [w for _, w in sizes], padding_mode == "border"
 
 
 def blend_levels(
@@ -289,11 +291,18 @@ def blend_levels(
     The pyramid in PyTorch ops (differentiable): level ``j`` (``sizes[j]``, an antialiased resize
     of ``images``) is read through ``grid`` and enters with the lerp weight ``ratios[:, j]``. After
     level ``j``, ``out = sum_{i<=j} w_i S_i / sum_{i<=j} w_i``; ``lerp(a, b, 0)`` is exactly ``a``,
-    so where level 0 gets all the weight ``out`` stays bit for bit the plain warp. In place:
-    ``out`` is the caller's own buffer (``grid_sample`` does not keep its output for backward;
-    autograd keeps what ``lerp``'s gradient needs), and a fresh one costs page faults.
+    so where level 0 gets all the weight ``out`` stays bit for bit the plain warp.
     """
-    for j, size in enumerate(sizes[1:], start=1):
-        sample = F.grid_sample(_resize(images, size), grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    return _lerp_levels(out, (_resize(images, size) for size in sizes[1:]), grid, ratios, mode, padding_mode)
+
+
+def _lerp_levels(out: Tensor, levels: Iterable[Tensor], grid: Tensor, ratios: Tensor, mode: str, padding_mode: str) -> Tensor:
+    """Read each of ``levels`` (levels ``1 ..``) through ``grid`` and lerp it into ``out`` by ``ratios[:, j]``.
+
+    In place: ``out`` is the caller's own buffer (``grid_sample`` does not keep its output for
+    backward; autograd keeps what ``lerp``'s gradient needs), and a fresh one costs page faults.
+    """
+    for j, level in enumerate(levels, start=1):
+        sample = F.grid_sample(level, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
         out = out.lerp_(sample, ratios[:, j].view(-1, 1, 1, 1))
     return out
