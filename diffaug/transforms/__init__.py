@@ -1,6 +1,6 @@
 """diffaug's transforms: thin modules that sample parameters and call the functional core."""
 
-from diffaug.transforms.base import GeometricTransform, Params
+from diffaug.transforms.base import GeometricTransform, Params, RandomTransform
 from diffaug.transforms.compose import Compose, ComposeParams
 from diffaug.transforms.crop import BoxCrop, CropParams, RandomResizedCrop, ZoomCrop
 from diffaug.transforms.geometric import (
@@ -34,6 +34,7 @@ __all__ = [
     "CropParams",
     "GeometricTransform",
     "Params",
+    "RandomTransform",
     "RandomResizedCrop",
     "ZoomCrop",
 ]

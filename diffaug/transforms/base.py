@@ -1,4 +1,4 @@
-"""The transform protocol, shared by every geometric transform.
+"""The transform protocol: a per-sample probability for every transform, and the geometric base.
 
 A geometric transform is an ``nn.Module`` with three methods:
 
@@ -25,7 +25,7 @@ from diffaug import functional as daf
 from diffaug.functional import _checks
 from diffaug.functional.antialias import filters_shrink
 
-__all__ = ["Params", "GeometricTransform"]
+__all__ = ["Params", "RandomTransform", "GeometricTransform"]
 
 
 @dataclasses.dataclass
@@ -76,13 +76,58 @@ def param_dtype(images: Tensor) -> torch.dtype:
     return torch.float64 if images.dtype == torch.float64 else torch.float32
 
 
-class GeometricTransform(nn.Module):
-    """Base of diffaug's geometric transforms: a probability ``p`` and the warp settings.
+class RandomTransform(nn.Module):
+    """Base of every diffaug transform: a per-sample probability ``p``, fixed or learnable.
 
     Args:
         p: probability that a sample is transformed; the others get identity parameters.
         learnable_p: make ``p`` a parameter; draws are then relaxed Bernoulli with
             ``temperature`` in training mode and hard (straight-through) in eval mode.
+        temperature: of the relaxed Bernoulli draw.
+
+    Raises:
+        ValueError: ``p`` outside ``[0, 1]``, a non-positive ``temperature``.
+    """
+
+    def __init__(self, p: float = 1.0, learnable_p: bool = False, temperature: float = 0.1) -> None:
+        super().__init__()
+        p = _checks.check_probability(p)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        self.temperature = float(temperature)
+        if learnable_p:
+            clipped = min(max(p, 1e-3), 1 - 1e-3)
+            self.p_logit: nn.Parameter | None = nn.Parameter(torch.logit(torch.tensor(clipped)))
+        else:
+            self.p_logit = None
+        self.p_fixed = p
+
+    @property
+    def p(self) -> Tensor | float:
+        """The application probability (a tensor when learnable)."""
+        return torch.sigmoid(self.p_logit) if self.p_logit is not None else self.p_fixed
+
+    @property
+    def always(self) -> bool:
+        """Whether every sample is transformed (a fixed ``p`` of 1): no draw needed to decide."""
+        return self.p_logit is None and self.p_fixed == 1.0
+
+    def draw_applied(self, batch: int, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """``(B,)`` in ``[0, 1]``: which samples get the transform (no host sync)."""
+        noise = distributions.uniform((batch,), generator, device, dtype)
+        if self.p_logit is None:
+            # p == 1: every noise value is below it (rand is in [0, 1)); still drawn, so the random stream
+            # does not depend on p. One op fewer than the comparison and the conversion.
+            return torch.ones_like(noise) if self.p_fixed == 1.0 else (noise < self.p_fixed).to(dtype)
+        probability = torch.sigmoid(self.p_logit).to(device=device, dtype=dtype)
+        return distributions.relaxed_bernoulli(probability, noise, self.temperature, hard=not self.training)
+
+
+class GeometricTransform(RandomTransform):
+    """Base of diffaug's geometric transforms: a probability ``p`` and the warp settings.
+
+    Args:
+        p, learnable_p, temperature: see :class:`RandomTransform`.
         mode, padding_mode: passed to :func:`diffaug.functional.warp`.
         antialias: passed to :func:`diffaug.functional.warp`: low-pass filter samples the warp
             shrinks (not with ``mode="nearest"``); ``None``: on unless ``mode="nearest"``.
@@ -115,39 +160,13 @@ class GeometricTransform(nn.Module):
         antialias: bool | None = False,
         fill: float | Sequence[float] = 0.0,
     ) -> None:
-        super().__init__()
-        p = _checks.check_probability(p)
+        super().__init__(p=p, learnable_p=learnable_p, temperature=temperature)
         self.mode = interpolation_name(mode)
         self.padding_mode = _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
         # None: torchvision's antialias=True, which it ignores for nearest (labels, masks).
         self.antialias = _checks.check_antialias(self.mode != "nearest" if antialias is None else antialias, self.mode)
         fill_values = _checks.check_fill(fill, self.padding_mode)
         self.fill: float | tuple[float, ...] = 0.0 if fill_values is None else fill_values
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        self.temperature = float(temperature)
-        if learnable_p:
-            clipped = min(max(p, 1e-3), 1 - 1e-3)
-            self.p_logit: nn.Parameter | None = nn.Parameter(torch.logit(torch.tensor(clipped)))
-            self.p_fixed = p
-        else:
-            self.p_logit = None
-            self.p_fixed = p
-
-    @property
-    def p(self) -> Tensor | float:
-        """The application probability (a tensor when learnable)."""
-        return torch.sigmoid(self.p_logit) if self.p_logit is not None else self.p_fixed
-
-    def draw_applied(self, batch: int, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """``(B,)`` in ``[0, 1]``: which samples get the transform (no host sync)."""
-        noise = distributions.uniform((batch,), generator, device, dtype)
-        if self.p_logit is None:
-            # p == 1: every noise value is below it (rand is in [0, 1)); still drawn, so the random stream
-            # does not depend on p. One op fewer than the comparison and the conversion.
-            return torch.ones_like(noise) if self.p_fixed == 1.0 else (noise < self.p_fixed).to(dtype)
-        probability = torch.sigmoid(self.p_logit).to(device=device, dtype=dtype)
-        return distributions.relaxed_bernoulli(probability, noise, self.temperature, hard=not self.training)
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
         raise NotImplementedError  # pragma: no cover - every subclass defines it

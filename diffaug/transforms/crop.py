@@ -156,7 +156,7 @@ class RandomResizedCrop(GeometricTransform):
         boxes = torch.cat([corner, corner + crop], dim=-1)
 
         applied = self.draw_applied(batch, generator, device, dtype)
-        if self.p_logit is not None or self.p_fixed < 1.0:
+        if not self.always:
             whole = _whole_image(batch, height, width, boxes)
             boxes = whole + applied.unsqueeze(-1) * (boxes - whole)
         return _crop_params(boxes, self.size, (height, width), applied)

@@ -365,7 +365,7 @@ class RandomAffine(GeometricTransform):
         noise = distributions.uniform((batch, 6), generator, device, dtype)
         applied = self.draw_applied(batch, generator, device, dtype)
 
-        always = self.p_logit is None and self.p_fixed == 1.0  # applied is all ones: no blend needed
+        always = self.always  # applied is all ones: no blend needed
 
         def draw(rng: Range | None, column: int, identity: float) -> Tensor:
             if rng is None:
