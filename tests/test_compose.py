@@ -182,8 +182,8 @@ def test_antialias_follows_the_steps_unless_overridden():
 def test_bad_arguments():
     with pytest.raises(TypeError, match="nn.Module"):
         da.Compose([da.RandomAffine(5), lambda x: x])
-    with pytest.raises(ValueError, match="mode"):
-        da.Compose([], mode="cubic")
+    with pytest.raises(ValueError, match="interpolation"):
+        da.Compose([], interpolation="cubic")
     pipe = da.Compose([da.RandomAffine(5), da.RandomHorizontalFlip()])
     other = da.Compose([da.RandomAffine(5)])
     images = torch.rand(2, 3, 8, 8)

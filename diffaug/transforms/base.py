@@ -57,10 +57,23 @@ class Params:
     batch_index: Tensor | None = None
 
 
-def interpolation_name(mode: object) -> str:
-    """Accept ``"bilinear"`` etc. or a torchvision ``InterpolationMode``."""
-    value = getattr(mode, "value", mode)
-    return _checks.check_choice(value, _checks.MODES, "mode")
+def interpolation_name(interpolation: object) -> str:
+    """``interpolation``: a torchvision ``InterpolationMode`` or its value (``"bilinear"`` etc.) -> the warp's ``mode``."""
+    value = getattr(interpolation, "value", interpolation)
+    return _checks.check_choice(value, _checks.MODES, "interpolation")
+
+
+# torchvision's padding names -> the warp's (see diffaug.functional.warp), which are accepted as they are.
+_WARP_PADDING = {"constant": "zeros", "edge": "border", "reflect": "reflect", "symmetric": "reflection"}
+
+
+def padding_name(padding_mode: object) -> str:
+    """``padding_mode``: torchvision's ``"constant"``, ``"edge"``, ``"reflect"`` or ``"symmetric"`` -> the warp's name.
+
+    The warp's own names (``"zeros"``, ``"border"``, ``"reflection"``) pass through unchanged.
+    """
+    choices = (*_WARP_PADDING, *(name for name in _checks.PADDING_MODES if name not in _WARP_PADDING))
+    return _WARP_PADDING.get(_checks.check_choice(padding_mode, choices, "padding_mode"), str(padding_mode))
 
 
 def batch_shape(images: Tensor) -> tuple[int, int, int]:

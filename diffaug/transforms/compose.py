@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from diffaug import functional as daf
 from diffaug.functional import _checks
 from diffaug.functional import targets as _targets
-from diffaug.transforms.base import param_dtype
+from diffaug.transforms.base import interpolation_name, padding_name, param_dtype
 
 __all__ = ["Compose", "ComposeParams", "is_geometric"]
 
@@ -99,7 +99,8 @@ class Compose(nn.Sequential):
     Args:
         transforms: a list of modules, or the modules as separate arguments (``nn.Sequential``
             style), or an ``OrderedDict`` of named modules.
-        mode, padding_mode: override the fused warp's settings. By default a run uses
+        interpolation, padding_mode: override the fused warp's settings (torchvision's
+            ``InterpolationMode`` or its value; torchvision's padding names). By default a run uses
             ``"nearest"`` if all its steps do, ``"bicubic"`` if any does, else ``"bilinear"``,
             and the first step's ``padding_mode`` and ``fill`` (it decides what is seen outside the
             input). With ``padding_mode`` given, the fill is 0.
@@ -135,7 +136,7 @@ class Compose(nn.Sequential):
     def __init__(
         self,
         *transforms: Any,
-        mode: str | None = None,
+        interpolation: object = None,
         padding_mode: str | None = None,
         antialias: bool | None = None,
     ) -> None:
@@ -156,10 +157,9 @@ class Compose(nn.Sequential):
             super().__init__(modules)
         else:
             super().__init__(*modules)
-        if mode is not None:
-            _checks.check_choice(mode, _checks.MODES, "mode")
-        if padding_mode is not None:
-            _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
+        # Stored as the warp's names (what the steps' mode/padding_mode hold).
+        mode = None if interpolation is None else interpolation_name(interpolation)
+        padding_mode = None if padding_mode is None else padding_name(padding_mode)
         if antialias is not None and not isinstance(antialias, bool):
             raise TypeError(f"antialias must be None, True or False, got {antialias!r}")
         self.mode_override = mode
