@@ -57,22 +57,24 @@ def fused_matrix(
 
 
 def check_gradient_path(module: nn.Module) -> None:
-    """Refuse a learnable transform that samples with ``mode="nearest"``: its warp parameters get no gradient.
+    """Refuse a learnable pipeline that samples with nearest interpolation: its warp parameters get no gradient.
 
     ``grid_sample``'s nearest mode is piecewise constant in the sampling grid, so the gradient
     with respect to every warp parameter is exactly zero; only a learnable probability would
     still learn (through the relaxed draw). A silent zero gradient looks like a converged search,
-    so this raises instead.
+    so this raises instead. A single transform refuses ``learnable=True`` with nearest itself
+    (:class:`~diffaug.transforms.base.GeometricTransform`); this checks a module whose warp settings
+    and learnable parts sit in different places (a :class:`~diffaug.search.Policy` and its operations).
 
     Raises:
         ValueError: naming the transform.
 
     Example:
-        >>> import diffaug as da
-        >>> check_gradient_path(da.RandomRotation(10, learnable=True, mode="nearest"))
+        >>> from diffaug.search import Policy
+        >>> Policy(num_subpolicies=1, depth=1, interpolation="nearest")  # runs check_gradient_path(self)
         Traceback (most recent call last):
         ...
-        ValueError: RandomRotation at 'top level' has learnable degrees.raw but mode='nearest': ...
+        ValueError: Policy at 'top level' has learnable ... but interpolation is nearest: ...
     """
     for name, sub in module.named_modules():
         if not isinstance(sub, GeometricTransform) or getattr(sub, "mode", "bilinear") != "nearest":
@@ -80,8 +82,8 @@ def check_gradient_path(module: nn.Module) -> None:
         learnable = [n for n, p in sub.named_parameters() if p.requires_grad and n != "p_logit"]
         if learnable:
             raise ValueError(
-                f"{type(sub).__name__} at {name or 'top level'!r} has learnable {', '.join(learnable)} but mode='nearest': "
-                "nearest sampling gives a zero gradient with respect to the warp; use mode='bilinear'"
+                f"{type(sub).__name__} at {name or 'top level'!r} has learnable {', '.join(learnable)} but interpolation is "
+                "nearest: nearest sampling gives a zero gradient with respect to the warp; use interpolation='bilinear'"
             )
         if sub.p_logit is not None:
-            warnings.warn(f"{type(sub).__name__} uses mode='nearest': only its probability can learn", stacklevel=2)
+            warnings.warn(f"{type(sub).__name__} uses nearest interpolation: only its probability can learn", stacklevel=2)

@@ -56,7 +56,7 @@ def default_ops() -> dict[str, OpFactory]:
 
     def affine_only(**kwargs: object) -> OpFactory:
         def build() -> GeometricTransform:
-            op = RandomAffine(degrees=0.0, p=0.5, learnable=True, **kwargs)  # type: ignore[arg-type]
+            op = RandomAffine(degrees=0.0, interpolation="bilinear", p=0.5, learnable=True, **kwargs)  # type: ignore[arg-type]
             # A translate/shear op: its angle stays 0 (fixed, not learned).
             op.degrees = Range((0.0, 0.0), domain=(-math.inf, math.inf))
             return op
@@ -65,7 +65,7 @@ def default_ops() -> dict[str, OpFactory]:
 
     return {
         "zoom": lambda: ZoomCrop(1, zoom=(1.05, 1.5), p=0.5, learnable=True),
-        "rotate": lambda: RandomRotation(20.0, p=0.5, learnable=True),
+        "rotate": lambda: RandomRotation(20.0, interpolation="bilinear", p=0.5, learnable=True),
         "translate": affine_only(translate=(0.1, 0.1)),
         "shear": affine_only(shear=10.0),
         "hflip": lambda: RandomHorizontalFlip(p=0.5, learnable=True),
@@ -107,7 +107,7 @@ class Stage(nn.Module):
 
     Example:
         >>> import torch, diffaug as da
-        >>> stage = Stage([da.RandomRotation(10, learnable=True), da.RandomHorizontalFlip(p=1.0)])
+        >>> stage = Stage([da.RandomRotation(10, "bilinear", learnable=True), da.RandomHorizontalFlip(p=1.0)])
         >>> stage.matrix(torch.zeros(4, 1, 8, 8)).shape, stage.probabilities().tolist()
         (torch.Size([4, 3, 3]), [0.5, 0.5])
     """
@@ -159,8 +159,9 @@ class Policy(GeometricTransform):
         size: output ``(h, w)``; ``None`` keeps the input size.
         temperature: Gumbel-softmax temperature of the operation choice, ``> 0``.
         hard: one operation per sample per stage (straight-through); ``False`` mixes matrices.
-        mode, padding_mode: of the single warp; ``mode="nearest"`` is refused when anything is
-            learnable (no gradient reaches the warp parameters).
+        interpolation, padding_mode: of the single warp (see
+            :class:`~diffaug.transforms.base.GeometricTransform`); nearest is refused when anything
+            is learnable (no gradient reaches the warp parameters).
 
     Raises:
         ValueError: empty ``ops``, ``num_subpolicies`` or ``depth`` below 1, ``temperature <= 0``,
@@ -191,10 +192,10 @@ class Policy(GeometricTransform):
         size: int | Sequence[int] | None = None,
         temperature: float = 0.5,
         hard: bool = True,
-        mode: object = "bilinear",
-        padding_mode: str = "zeros",
+        interpolation: object = "bilinear",
+        padding_mode: str = "constant",
     ) -> None:
-        super().__init__(p=1.0, mode=mode, padding_mode=padding_mode, temperature=temperature)
+        super().__init__(interpolation=interpolation, padding_mode=padding_mode, antialias=False, temperature=temperature)
         ops = default_ops() if ops is None else ops
         if not isinstance(ops, dict):
             raise TypeError(f"ops must be a dict {{name: factory}}, got {type(ops).__name__}")

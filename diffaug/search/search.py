@@ -278,7 +278,7 @@ def _pipeline(
             crop.ratio.raw.requires_grad_(False)
         ops.append(crop)
     if degrees is not None:
-        ops.append(RandomRotation(degrees, learnable=learnable))
+        ops.append(RandomRotation(degrees, "bilinear", learnable=learnable))
     return ops
 
 

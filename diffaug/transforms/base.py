@@ -139,18 +139,40 @@ class RandomTransform(nn.Module):
 class GeometricTransform(RandomTransform):
     """Base of diffaug's geometric transforms: a probability ``p`` and the warp settings.
 
+    Every keyword is keyword-only, so subclasses lay out their own positional arguments in
+    torchvision's order and pass these on by name.
+
     Args:
-        p, learnable_p, temperature: see :class:`RandomTransform`.
-        mode, padding_mode: passed to :func:`diffaug.functional.warp`.
-        antialias: passed to :func:`diffaug.functional.warp`: low-pass filter samples the warp
-            shrinks (not with ``mode="nearest"``); ``None``: on unless ``mode="nearest"``.
-        fill: passed to :func:`diffaug.functional.warp`: what ``padding_mode="zeros"`` shows
-            outside the image, a number or one per channel (images only; masks are filled by
-            :meth:`diffaug.Compose.transform_targets`).
+        interpolation: a torchvision ``InterpolationMode`` or its value: ``"bilinear"``,
+            ``"nearest"`` or ``"bicubic"``.
+        padding_mode: what the warp shows outside the image: torchvision's ``"constant"``
+            (``fill``), ``"edge"``, ``"reflect"`` (mirror about the edge pixels) or
+            ``"symmetric"`` (mirror repeating them); the warp's own names ``"zeros"``,
+            ``"border"``, ``"reflection"`` are accepted too.
+        antialias: low-pass filter samples the warp shrinks (see :func:`diffaug.functional.warp`).
+            **The rule for every transform that can shrink** (``RandomResizedCrop``, ``Resize``,
+            ``RandomAffine``, ``ZoomCrop``, ``BoxCrop``, ``MultiCrop.dino``): the default
+            ``None`` means on unless ``interpolation`` is nearest (torchvision's
+            ``RandomResizedCrop`` and ``Resize``, whose ``antialias=True`` is ignored for
+            nearest); ``True`` with nearest is a ``ValueError`` (filtering blends values, which
+            nearest exists to avoid); ``False`` is the plain warp. ``Compose``'s ``antialias=None``
+            filters a fused run when any of its steps does. Transforms that never shrink (flips,
+            rotation, ``CenterCrop``, ``RandomCrop``) take no ``antialias``.
+        fill: what ``padding_mode="constant"`` shows outside the image, a number or one per
+            channel (images only; masks are filled by :meth:`diffaug.Compose.transform_targets`).
+        p, temperature: see :class:`RandomTransform`.
+        learnable: the subclass's ranges are trainable; ``p`` too when ``p < 1`` (a fixed
+            ``p = 1`` stays fixed: every sample is transformed). Needs an interpolation that
+            blends: nearest sampling gives a zero gradient with respect to the warp.
+
+    Attributes:
+        mode, padding_mode, antialias, fill: the warp's settings, in
+            :func:`diffaug.functional.warp`'s names (``padding_mode="constant"`` is stored as
+            ``"zeros"``).
 
     Raises:
-        ValueError: ``p`` outside ``[0, 1]``, an unknown ``mode`` or ``padding_mode``, a
-            non-positive ``temperature``.
+        ValueError: ``p`` outside ``[0, 1]``, an unknown ``interpolation`` or ``padding_mode``, a
+            non-positive ``temperature``, ``antialias=True`` or ``learnable=True`` with nearest.
 
     Example:
         >>> import torch, diffaug as da
@@ -161,22 +183,30 @@ class GeometricTransform(RandomTransform):
         True
         >>> isinstance(t, da.GeometricTransform), params.theta.shape, params.applied.shape
         (True, torch.Size([4, 2, 3]), torch.Size([4]))
+        >>> da.RandomResizedCrop(8).antialias, da.RandomResizedCrop(8, interpolation="nearest").antialias
+        (True, False)
     """
 
     def __init__(
         self,
-        p: float = 1.0,
-        mode: object = "bilinear",
-        padding_mode: str = "zeros",
-        learnable_p: bool = False,
-        temperature: float = 0.1,
-        antialias: bool | None = False,
+        *,
+        interpolation: object = "bilinear",
+        padding_mode: str = "constant",
+        antialias: bool | None = None,
         fill: float | Sequence[float] = 0.0,
+        p: float = 1.0,
+        learnable: bool = False,
+        temperature: float = 0.1,
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable_p, temperature=temperature)
-        self.mode = interpolation_name(mode)
-        self.padding_mode = _checks.check_choice(padding_mode, _checks.PADDING_MODES, "padding_mode")
-        # None: torchvision's antialias=True, which it ignores for nearest (labels, masks).
+        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        self.mode = interpolation_name(interpolation)
+        if learnable and self.mode == "nearest":
+            raise ValueError(
+                f"{type(self).__name__}(learnable=True) needs interpolation=InterpolationMode.BILINEAR (or BICUBIC): "
+                "nearest sampling gives a zero gradient with respect to the warp parameters "
+                "(RandomRotation and RandomAffine default to nearest, as torchvision's)"
+            )
+        self.padding_mode = padding_name(padding_mode)
         self.antialias = _checks.check_antialias(self.mode != "nearest" if antialias is None else antialias, self.mode)
         fill_values = _checks.check_fill(fill, self.padding_mode)
         self.fill: float | tuple[float, ...] = 0.0 if fill_values is None else fill_values

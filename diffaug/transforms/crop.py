@@ -64,15 +64,16 @@ class RandomResizedCrop(GeometricTransform):
         size: output ``(h, w)`` or an int.
         scale: ``(min, max)`` area fraction, ``0 < min <= max``.
         ratio: ``(min, max)`` aspect ratio w / h, ``0 < min <= max``.
-        p: probability of cropping a sample; the others are the whole image resized.
-        learnable: make the bounds of ``scale`` and ``ratio`` (and ``p``) trainable.
-        mode, padding_mode: see :func:`diffaug.functional.crop`. ``mode`` also takes a
-            torchvision ``InterpolationMode``.
+        interpolation: a torchvision ``InterpolationMode`` or its value, bilinear by default.
         antialias: low-pass filter each crop by its own shrink before resampling (see
-            :mod:`diffaug.functional.antialias`). The default ``None`` is torchvision's: on,
-            except with ``mode="nearest"`` (``True`` with nearest is an error). On a 2-core CPU,
-            for (64, 3, 448, 448) -> 224 crops, it costs about 1.45x the plain warp forward and
-            1.7x forward + backward (a compiled kernel); pass ``False`` for the plain warp.
+            :mod:`diffaug.functional.antialias`). ``None`` (the default): on unless
+            ``interpolation`` is nearest, see :class:`~diffaug.transforms.base.GeometricTransform`.
+            On a 2-core CPU, for (64, 3, 448, 448) -> 224 crops, it costs about 1.45x the plain
+            warp forward and 1.7x forward + backward (a compiled kernel); pass ``False`` for the
+            plain warp.
+        p: keyword-only: probability of cropping a sample; the others are the whole image resized.
+        learnable: keyword-only: make the bounds of ``scale`` and ``ratio`` (and ``p``) trainable.
+        padding_mode, temperature: keyword-only, see :class:`~diffaug.transforms.base.GeometricTransform`.
 
     Shapes:
         ``(B, C, H, W) -> (B, C, h, w)``; ``(C, H, W) -> (C, h, w)``.
@@ -93,16 +94,21 @@ class RandomResizedCrop(GeometricTransform):
         size: int | Sequence[int],
         scale: tuple[float, float] = (0.08, 1.0),
         ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0),
+        interpolation: object = "bilinear",
+        antialias: bool | None = None,
+        *,
         p: float = 1.0,
         learnable: bool = False,
-        mode: object = "bilinear",
-        padding_mode: str = "zeros",
+        padding_mode: str = "constant",
         temperature: float = 0.1,
-        antialias: bool | None = None,
     ) -> None:
-        learnable_p = learnable and p < 1.0
         super().__init__(
-            p=p, mode=mode, padding_mode=padding_mode, learnable_p=learnable_p, temperature=temperature, antialias=antialias
+            interpolation=interpolation,
+            padding_mode=padding_mode,
+            antialias=antialias,
+            p=p,
+            learnable=learnable,
+            temperature=temperature,
         )
         self.size = output_size(size)
         low, high = _checks.check_range(scale, "scale", low=0.0, strict_low=True)
@@ -213,17 +219,23 @@ class ZoomCrop(GeometricTransform):
         size: output ``(h, w)`` or an int.
         zoom: ``(min, max)`` zoom factors, ``> 0``, sampled log-uniformly (so zooming in by 2
             is as likely as out by 2 in a symmetric range). ``zoom > 1`` zooms in; ``< 1``
-            shows the image smaller, padded with ``padding_mode``.
+            shows the image smaller, padded with ``padding_mode`` (keyword-only, see
+            :class:`~diffaug.transforms.base.GeometricTransform`).
         allow_outside: sampled windows may leave the image (their centre is uniform over the
             image); by default a sampled window stays inside the image when it fits
             (``zoom >= 1``) and contains it otherwise (``zoom < 1``: the whole image shows,
             placed at random, the rest padded).
+
+    Keyword-only:
+        interpolation: a torchvision ``InterpolationMode`` or its value, bilinear by default.
+        antialias: low-pass filter windows that shrink (zoom below ``in / out``) before
+            resampling; gradients still reach ``zoom`` and ``center``. ``None`` (the default):
+            on unless ``interpolation`` is nearest, see :class:`~diffaug.transforms.base.GeometricTransform`.
+        fill: what a zoom-out shows around the image with ``padding_mode="constant"``: a number
+            or one per channel.
         p: probability of zooming a sample; the others are the whole image resized.
         learnable: make the bounds of ``zoom`` (and ``p``) trainable.
-        fill: what a zoom-out shows around the image with ``padding_mode="zeros"``: a number or
-            one per channel (see :func:`diffaug.functional.warp`).
-        antialias: low-pass filter windows that shrink (zoom below ``in / out``) before
-            resampling; gradients still reach ``zoom`` and ``center``.
+        padding_mode, temperature: see :class:`~diffaug.transforms.base.GeometricTransform`.
 
     ``make_params(images, generator=None, zoom=None, center=None)`` takes ``zoom`` ``(B,)``
     and ``center`` ``(B, 2)`` in normalised image coordinates (``(-1, -1)`` is the top-left
@@ -248,23 +260,23 @@ class ZoomCrop(GeometricTransform):
         size: int | Sequence[int],
         zoom: tuple[float, float] = (1.0, 2.0),
         allow_outside: bool = False,
+        *,
+        interpolation: object = "bilinear",
+        antialias: bool | None = None,
+        fill: float | Sequence[float] = 0,
         p: float = 1.0,
         learnable: bool = False,
-        mode: object = "bilinear",
-        padding_mode: str = "zeros",
+        padding_mode: str = "constant",
         temperature: float = 0.1,
-        antialias: bool = False,
-        fill: float | Sequence[float] = 0.0,
     ) -> None:
-        learnable_p = learnable and p < 1.0
         super().__init__(
-            p=p,
-            mode=mode,
+            interpolation=interpolation,
             padding_mode=padding_mode,
-            learnable_p=learnable_p,
-            temperature=temperature,
             antialias=antialias,
             fill=fill,
+            p=p,
+            learnable=learnable,
+            temperature=temperature,
         )
         self.size = output_size(size)
         _checks.check_range(zoom, "zoom", low=0.0, strict_low=True)
@@ -316,8 +328,11 @@ class BoxCrop(GeometricTransform):
     Boxes are XYXY pixel boxes (exclusive ends, fractional allowed, may leave the image): one
     per image ``(B, 4)``, or many per image as ``(K, 4)`` with ``batch_index`` ``(K,)`` naming
     each box's image (as ``roi_align`` takes them, but differentiable in the boxes too).
-    ``antialias=True`` low-pass filters each box by its own shrink (gradients still reach the
-    boxes).
+
+    Keyword-only: ``interpolation`` (bilinear by default), ``antialias`` (low-pass filter each
+    box by its own shrink, gradients still reach the boxes; ``None``, the default: on unless
+    ``interpolation`` is nearest), ``padding_mode`` and ``fill`` (what shows where a box leaves
+    the image); see :class:`~diffaug.transforms.base.GeometricTransform`.
 
     Example:
         >>> import torch, diffaug as da
@@ -328,9 +343,15 @@ class BoxCrop(GeometricTransform):
     """
 
     def __init__(
-        self, size: int | Sequence[int], mode: object = "bilinear", padding_mode: str = "zeros", antialias: bool = False
+        self,
+        size: int | Sequence[int],
+        *,
+        interpolation: object = "bilinear",
+        antialias: bool | None = None,
+        padding_mode: str = "constant",
+        fill: float | Sequence[float] = 0,
     ) -> None:
-        super().__init__(p=1.0, mode=mode, padding_mode=padding_mode, antialias=antialias)
+        super().__init__(interpolation=interpolation, padding_mode=padding_mode, antialias=antialias, fill=fill)
         self.size = output_size(size)
 
     def make_params(  # type: ignore[override]

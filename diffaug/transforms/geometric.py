@@ -8,12 +8,13 @@ converted with :func:`diffaug.functional.normalized_from_pixel_matrix`. The imag
 by :func:`diffaug.functional.warp`, once per transform, or once per pipeline inside
 :class:`diffaug.Compose`.
 
-Arguments and defaults follow ``torchvision.transforms.v2`` where torchvision has the transform,
-with these differences: every sample gets its own parameters; parameters are continuous (not
-rounded to pixels), so gradients reach them; the default interpolation is bilinear everywhere
-(nearest sampling has no gradient with respect to the warp); outside the image shows
-``fill`` (a constant, ``padding_mode="zeros"``) or the image's own edge (``"border"``) or
-mirror image (``"reflection"``, ``"reflect"``), interpolated like the inside.
+Arguments, their positional order and defaults follow ``torchvision.transforms.v2`` (so
+``RandomRotation`` and ``RandomAffine`` interpolate with nearest by default; pass
+``interpolation=InterpolationMode.BILINEAR`` for gradients); what diffaug adds is keyword-only
+(see :class:`~diffaug.transforms.base.GeometricTransform`). The differences: every sample gets
+its own parameters; parameters are continuous (not rounded to pixels), so gradients reach them;
+outside the image shows ``fill`` (``padding_mode="constant"``) or the image's own edge
+(``"edge"``) or mirror image (``"reflect"``, ``"symmetric"``), interpolated like the inside.
 """
 
 from __future__ import annotations
@@ -223,10 +224,10 @@ def expanded_size(degrees: tuple[float, float], height: int, width: int) -> tupl
 class _Flip(GeometricTransform):
     """Flip along one axis with probability ``p``: ``theta`` negates that normalised axis."""
 
-    axis = 0
+    horizontal = True  # negate x (left-right); False: negate y (upside down)
 
-    def __init__(self, p: float = 0.5, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+    def __init__(self, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
+        super().__init__(p=p, learnable=learnable, temperature=temperature, antialias=False)  # a flip never shrinks
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
         batch, height, width = batch_shape(images)
@@ -234,7 +235,7 @@ class _Flip(GeometricTransform):
         applied = self.draw_applied(batch, generator, images.device, dtype)
         zero = torch.zeros_like(applied)
         # A relaxed (fractional) draw blends the matrix: u -> (1 - 2 a) u.
-        flips = (applied, zero) if self.axis == 0 else (zero, applied)
+        flips = (applied, zero) if self.horizontal else (zero, applied)
         theta = daf.to_theta(daf.flip_matrix(*flips))
         return Params(theta=theta, size=(height, width), in_size=(height, width), applied=applied)
 
@@ -254,7 +255,7 @@ class RandomHorizontalFlip(_Flip):
         True
     """
 
-    axis = 0
+    horizontal = True
 
 
 class RandomVerticalFlip(_Flip):
@@ -267,7 +268,7 @@ class RandomVerticalFlip(_Flip):
         True
     """
 
-    axis = 1
+    horizontal = False
 
 
 class RandomAffine(GeometricTransform):
@@ -281,12 +282,15 @@ class RandomAffine(GeometricTransform):
         scale: ``(min, max)`` zoom factors, ``0 < min``; ``None`` keeps the scale.
         shear: ``s`` (x-shear in ``[-s, s]``), ``(min, max)`` (x-shear), or
             ``(xmin, xmax, ymin, ymax)``, degrees in ``(-90, 90)``; ``None`` for none.
+        interpolation: ``InterpolationMode.NEAREST`` by default (torchvision's); ``learnable``
+            needs ``BILINEAR`` or ``BICUBIC``.
+        fill: the constant shown outside the image, a number or one per channel.
         center: pixel ``(x, y)`` of the centre of rotation; default the image centre.
-        p: probability of transforming a sample (the others get the identity parameters).
-        learnable: make every range above (and ``p`` when ``p < 1``) trainable.
-        mode, padding_mode, antialias, fill: see :func:`diffaug.functional.warp` (``antialias``
-            filters samples the warp shrinks, e.g. at ``scale < 1``; ``fill`` is the constant
-            shown outside the image, a number or one per channel, with ``padding_mode="zeros"``).
+        p: keyword-only: probability of transforming a sample (the others get the identity parameters).
+        learnable: keyword-only: make every range above (and ``p`` when ``p < 1``) trainable.
+        padding_mode, antialias, temperature: keyword-only, see
+            :class:`~diffaug.transforms.base.GeometricTransform` (``antialias`` filters samples the
+            warp shrinks, e.g. at ``scale < 1``: on by default unless ``interpolation`` is nearest).
 
     Raises:
         ValueError, TypeError: for malformed ranges (wrong length, unordered, negative scale,
@@ -294,7 +298,7 @@ class RandomAffine(GeometricTransform):
 
     Example:
         >>> import torch, diffaug as da
-        >>> t = da.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), learnable=True)
+        >>> t = da.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), interpolation="bilinear", learnable=True)
         >>> images = torch.rand(4, 3, 32, 48)
         >>> params = t.make_params(images)
         >>> params.angle.shape, params.translate.shape
@@ -309,23 +313,24 @@ class RandomAffine(GeometricTransform):
         translate: Sequence[float] | None = None,
         scale: Sequence[float] | None = None,
         shear: float | Sequence[float] | None = None,
+        interpolation: object = "nearest",
+        fill: float | Sequence[float] = 0,
         center: Sequence[float] | None = None,
+        *,
         p: float = 1.0,
         learnable: bool = False,
-        mode: object = "bilinear",
-        padding_mode: str = "zeros",
+        padding_mode: str = "constant",
+        antialias: bool | None = None,
         temperature: float = 0.1,
-        antialias: bool = False,
-        fill: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__(
-            p=p,
-            mode=mode,
+            interpolation=interpolation,
             padding_mode=padding_mode,
-            learnable_p=learnable and p < 1.0,
-            temperature=temperature,
             antialias=antialias,
             fill=fill,
+            p=p,
+            learnable=learnable,
+            temperature=temperature,
         )
         self.degrees = Range(_symmetric(degrees, "degrees"), domain=(-math.inf, math.inf), learnable=learnable)
         self.translate_x: Range | None = None
@@ -358,6 +363,16 @@ class RandomAffine(GeometricTransform):
             if y_range is not None:
                 self.shear_y = Range(y_range, domain=(-90.0, 90.0), learnable=learnable)
         self.center = _check_center(center)
+
+    def max_shrink(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> float | None:
+        # Rotations and translations keep lengths: without scale or shear ranges nothing shrinks, and
+        # a fixed scale range shrinks by at most 1 / min; otherwise (shear, learnable scale) unbounded.
+        if self.shear_x is None and self.shear_y is None:
+            if self.scale is None:
+                return 1.0
+            if self.scale.fixed_values is not None:
+                return 1.0 / self.scale.fixed_values[0]
+        return None
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> AffineParams:
         batch, height, width = batch_shape(images)
@@ -412,15 +427,19 @@ class RandomRotation(GeometricTransform):
             in it. With a fixed angle (``degrees=(a, a)``) this is torchvision's ``expand=True``.
             It needs fixed ``degrees`` (not ``learnable``: the size must not depend on a
             parameter) and no ``center`` (as torchvision, which assumes the image centre).
+        interpolation: ``InterpolationMode.NEAREST`` by default (torchvision's); ``learnable``
+            needs ``BILINEAR`` or ``BICUBIC``.
         center: pixel ``(x, y)`` centre of rotation; default the image centre.
-        p: probability of rotating a sample; the others get angle 0.
-        learnable: make the angle range (and ``p`` when ``p < 1``) trainable.
-        mode, padding_mode, antialias, fill: see :func:`diffaug.functional.warp`.
+        fill: the constant shown outside the image, a number or one per channel.
+        p: keyword-only: probability of rotating a sample; the others get angle 0.
+        learnable: keyword-only: make the angle range (and ``p`` when ``p < 1``) trainable.
+        padding_mode, temperature: keyword-only, see :class:`~diffaug.transforms.base.GeometricTransform`.
+            A rotation never shrinks, so there is no ``antialias``.
 
     Example:
         >>> import torch, diffaug as da
         >>> images = torch.rand(2, 1, 6, 6)
-        >>> out = da.RandomRotation(degrees=(90, 90))(images)
+        >>> out = da.RandomRotation(degrees=(90, 90), interpolation="bilinear")(images)
         >>> torch.allclose(out, images.rot90(1, dims=(-2, -1)), atol=1e-5)
         True
         >>> # 20 x 40 turned 30 degrees spans 40 cos 30 + 20 sin 30 = 44.6 px across, rounded outwards at both ends
@@ -431,24 +450,24 @@ class RandomRotation(GeometricTransform):
     def __init__(
         self,
         degrees: float | Sequence[float],
+        interpolation: object = "nearest",
         expand: bool = False,
         center: Sequence[float] | None = None,
+        fill: float | Sequence[float] = 0,
+        *,
         p: float = 1.0,
         learnable: bool = False,
-        mode: object = "bilinear",
-        padding_mode: str = "zeros",
+        padding_mode: str = "constant",
         temperature: float = 0.1,
-        antialias: bool = False,
-        fill: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__(
-            p=p,
-            mode=mode,
+            interpolation=interpolation,
             padding_mode=padding_mode,
-            learnable_p=learnable and p < 1.0,
-            temperature=temperature,
-            antialias=antialias,
+            antialias=False,  # lengths are kept: nothing to filter
             fill=fill,
+            p=p,
+            learnable=learnable,
+            temperature=temperature,
         )
         self.degrees = Range(_symmetric(degrees, "degrees"), domain=(-math.inf, math.inf), learnable=learnable)
         self.center = _check_center(center)
@@ -491,7 +510,9 @@ class CenterCrop(GeometricTransform):
     """Crop the centre of each sample, as torchvision's ``CenterCrop`` (zeros where the crop is larger).
 
     The crop's corner is torchvision's (rounded to whole pixels), so the output equals
-    ``torchvision.transforms.v2.functional.center_crop`` (to float rounding).
+    ``torchvision.transforms.v2.functional.center_crop`` (to float rounding). ``interpolation``
+    and ``padding_mode`` (keyword-only) matter only inside :class:`diffaug.Compose`, where the
+    crop joins a fused warp.
 
     Example:
         >>> import torch, diffaug as da
@@ -500,8 +521,8 @@ class CenterCrop(GeometricTransform):
         True
     """
 
-    def __init__(self, size: int | Sequence[int], mode: object = "bilinear", padding_mode: str = "zeros") -> None:
-        super().__init__(p=1.0, mode=mode, padding_mode=padding_mode)  # never shrinks: nothing to antialias
+    def __init__(self, size: int | Sequence[int], *, interpolation: object = "bilinear", padding_mode: str = "constant") -> None:
+        super().__init__(interpolation=interpolation, padding_mode=padding_mode, antialias=False)  # never shrinks
         self.size = output_size(size)
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> CropParams:
@@ -517,10 +538,6 @@ class CenterCrop(GeometricTransform):
         top, left = corner(crop_h, height), corner(crop_w, width)
         box = torch.tensor([left, top, left + crop_w, top + crop_h], device=images.device, dtype=param_dtype(images))
         return _box_params(box.expand(batch, 4), self.size, (height, width))
-
-
-# torchvision's padding names -> the warp's (see diffaug.functional.warp).
-_TV_PADDING = {"constant": "zeros", "edge": "border", "symmetric": "reflection", "reflect": "reflect"}
 
 
 class RandomCrop(GeometricTransform):
@@ -540,6 +557,8 @@ class RandomCrop(GeometricTransform):
             names (``"zeros"``, ``"border"``, ``"reflection"`` = symmetric). Crops are whole
             pixels, so the output equals torchvision's pad-then-crop, also far beyond the image
             (where ``torch.nn.functional.pad`` would refuse a reflection wider than the image).
+        interpolation: keyword-only; matters only inside :class:`diffaug.Compose` (whole-pixel
+            crops sample pixel centres).
 
     Example:
         >>> import torch, diffaug as da
@@ -558,10 +577,10 @@ class RandomCrop(GeometricTransform):
         pad_if_needed: bool = False,
         fill: float | Sequence[float] = 0,
         padding_mode: str = "constant",
-        mode: object = "bilinear",
+        *,
+        interpolation: object = "bilinear",
     ) -> None:
-        warp_padding = _TV_PADDING.get(padding_mode, padding_mode) if isinstance(padding_mode, str) else padding_mode
-        super().__init__(p=1.0, mode=mode, padding_mode=warp_padding, fill=fill)  # type: ignore[arg-type]  # never shrinks
+        super().__init__(interpolation=interpolation, padding_mode=padding_mode, antialias=False, fill=fill)  # never shrinks
         self.size = output_size(size)
         self.padding = self._parse_padding(padding)
         self.pad_if_needed = bool(pad_if_needed)
@@ -614,10 +633,10 @@ class Resize(GeometricTransform):
     Args:
         size: ``(h, w)``; or an int / ``[s]``: the smaller edge becomes ``s`` and the other
             keeps the aspect ratio (``int(s * long / short)``, torchvision's rounding).
+        interpolation: ``InterpolationMode.BILINEAR`` by default.
         max_size: with an int ``size``, the longer edge is capped at ``max_size``.
-        mode: interpolation, ``"bilinear"`` by default.
-        antialias: low-pass filter when shrinking; the default ``None`` is torchvision's: on,
-            except with ``mode="nearest"``. See :func:`diffaug.functional.warp`.
+        antialias: low-pass filter when shrinking; ``None`` (the default): on unless
+            ``interpolation`` is nearest, see :class:`~diffaug.transforms.base.GeometricTransform`.
 
     Example:
         >>> import torch, diffaug as da
@@ -626,11 +645,15 @@ class Resize(GeometricTransform):
     """
 
     def __init__(
-        self, size: int | Sequence[int], max_size: int | None = None, mode: object = "bilinear", antialias: bool | None = None
+        self,
+        size: int | Sequence[int],
+        interpolation: object = "bilinear",
+        max_size: int | None = None,
+        antialias: bool | None = None,
     ) -> None:
-        # Border padding: the edge pixels' outer halves sample beyond the image when enlarging;
+        # Edge padding: the edge pixels' outer halves sample beyond the image when enlarging;
         # repeating the edge there is what F.interpolate and torchvision's resize do.
-        super().__init__(p=1.0, mode=mode, padding_mode="border", antialias=antialias)
+        super().__init__(interpolation=interpolation, padding_mode="edge", antialias=antialias)
         if isinstance(size, int) and not isinstance(size, bool):
             size = [size]
         if not isinstance(size, Sequence) or len(size) not in (1, 2) or not all(isinstance(s, int) and s > 0 for s in size):
@@ -643,7 +666,7 @@ class Resize(GeometricTransform):
     def max_shrink(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> float:
         return max(in_size[0] / out_size[0], in_size[1] / out_size[1])
 
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
         """The output ``(h, w)`` for an input of ``(height, width)``."""
         if len(self.size_arg) == 2:
             return int(self.size_arg[0]), int(self.size_arg[1])
@@ -660,4 +683,4 @@ class Resize(GeometricTransform):
         dtype = param_dtype(images)
         theta = daf.to_theta(daf.identity(batch, images.device, dtype))
         applied = torch.ones(batch, device=images.device, dtype=dtype)
-        return Params(theta=theta, size=self.output_size(height, width), in_size=(height, width), applied=applied)
+        return Params(theta=theta, size=self.resized_size(height, width), in_size=(height, width), applied=applied)

@@ -90,11 +90,12 @@ class MultiCrop(nn.Module):
         local_scale: tuple[float, float] = (0.05, 0.4),
         flip_p: float = 0.5,
         learnable: bool = False,
-        antialias: bool = True,
+        antialias: bool | None = None,
     ) -> MultiCrop:
         """DINO's geometric views: ``n_global`` large and ``n_local`` small random resized crops, each flipped with ``flip_p``.
 
-        ``antialias`` low-pass filters crops that shrink (torchvision's default for its crops).
+        ``antialias`` low-pass filters crops that shrink: ``None`` (the default) is on, as for
+        every transform (see :class:`~diffaug.transforms.base.GeometricTransform`).
         Colour augmentations are not geometric: add them to the group pipelines (they run on
         each group's output after its single warp).
         """
