@@ -29,6 +29,7 @@ from diffaug.functional.geometry import (
     to_theta,
     translate_matrix,
 )
+from diffaug.functional.mixing import box_area_fraction, box_cover, cutmix, erase, mix_labels, mixup, one_hot
 from diffaug.functional.targets import (
     forward_pixel_matrix,
     inverse_theta,
@@ -41,6 +42,13 @@ from diffaug.functional.targets import (
 from diffaug.functional.warp import compute_dtype, crop, warp
 
 __all__ = [
+    "box_area_fraction",
+    "box_cover",
+    "cutmix",
+    "erase",
+    "mix_labels",
+    "mixup",
+    "one_hot",
     "forward_pixel_matrix",
     "inverse_theta",
     "transform_boxes",

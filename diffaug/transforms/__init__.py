@@ -14,9 +14,15 @@ from diffaug.transforms.geometric import (
     Resize,
     RotationParams,
 )
+from diffaug.transforms.mixing import CutMix, ErasingParams, MixParams, MixUp, RandomErasing
 from diffaug.transforms.multicrop import MultiCrop, MultiCropParams
 
 __all__ = [
+    "CutMix",
+    "ErasingParams",
+    "MixParams",
+    "MixUp",
+    "RandomErasing",
     "MultiCrop",
     "MultiCropParams",
     "Compose",
