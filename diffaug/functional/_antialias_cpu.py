@@ -114,21 +114,21 @@ class disabled:
 
 
 def _blend_levels(
-    out: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
+    out: Tensor, images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
 ) -> None:
     """Blend levels ``1 ..`` into ``out`` (level 0's sample) in place: the kernel, or the pyramid.
 
-    ``grid`` is ``(B, 2, h, w)`` (x plane, y plane), ``ratios`` ``(B, L)`` the lerp weight of each
+    ``grid`` is ``(B, 2, h, w)`` (x plane, y plane), ``lerp_weights`` ``(B, L)`` the lerp weight of each
     level, ``heights``/``widths`` the ``L`` level sizes; all contiguous, one dtype, on the CPU.
     """
     module = kernel()
     if module is not None:
-        module.blend_levels_(out, images, grid, ratios, heights, widths, border)
+        module.blend_levels_(out, images, grid, lerp_weights, heights, widths, border)
         return
-    from diffaug.functional.antialias import blend_levels  # the pyramid, in PyTorch ops
+    from diffaug.functional.antialias import blend_levels_  # the pyramid, in PyTorch ops
 
     sizes = list(zip(heights, widths, strict=True))
-    blend_levels(out, images, grid.permute(0, 2, 3, 1), ratios, sizes, "bilinear", "border" if border else "zeros")
+    blend_levels_(out, images, grid.permute(0, 2, 3, 1), lerp_weights, sizes, "bilinear", "border" if border else "zeros")
 
 
 COMPILABLE = hasattr(torch.library, "custom_op")
@@ -137,7 +137,9 @@ if COMPILABLE:
     blend_levels_ = torch.library.custom_op("diffaug::blend_levels_", mutates_args=("out",))(_blend_levels)
 
     @blend_levels_.register_fake
-    def _(out: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool) -> None:
+    def _(
+        out: Tensor, images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
+    ) -> None:
         return None
 else:  # older torch: eager only (compiled graphs use the pyramid)
     blend_levels_ = _blend_levels
@@ -147,54 +149,66 @@ def _padding_enum(border: bool) -> int:
     return 1 if border else 0  # grid_sample's padding modes: 0 zeros, 1 border
 
 
-def _warp_levels(images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool) -> Tensor:
+def _warp_levels(
+    images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
+) -> Tensor:
     """Level 0's ``grid_sample`` with the levels blended in: the whole antialiased warp as one op.
 
     One op, so that its backward can add the levels' image gradient into ``grid_sample``'s own
     instead of making a second full-size gradient for autograd to sum.
     """
     out = F.grid_sample(images, grid.permute(0, 2, 3, 1), padding_mode="border" if border else "zeros", align_corners=False)
-    _blend_levels(out, images, grid, ratios, heights, widths, border)
+    _blend_levels(out, images, grid, lerp_weights, heights, widths, border)
     return out
 
 
 def _kernel_backward(
-    grad: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
+    grad: Tensor, images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients of ``_warp_levels`` to ``images``, ``grid`` (planes) and ``ratios``, by the kernel.
+    """Gradients of ``_warp_levels`` to ``images``, ``grid`` (planes) and ``lerp_weights``, by the kernel.
 
     Level 0's part is ``grid_sample``'s backward of the gradient times what level 0 keeps
-    (``prod(1 - ratio)``); the kernel adds the levels' part into it. It rebuilds only the levels
+    (``prod(1 - lerp_weights[:, 1:])``); the kernel adds the levels' part into it. It rebuilds only the levels
     blended in (non-zero weight), so the gradient of a zero weight is left at 0: the level map is
     flat there, no gradient reaches ``theta`` through it.
     """
     module = kernel()
     assert module is not None  # _backward sends calls without the kernel to _pyramid_backward
     grad = grad.contiguous()
-    keep = (1 - ratios[:, 1:]).prod(dim=1)
+    keep = (1 - lerp_weights[:, 1:]).prod(dim=1)
     d_images, d_grid = torch.ops.aten.grid_sampler_2d_backward(
         grad * keep.view(-1, 1, 1, 1), images, grid.permute(0, 2, 3, 1), 0, _padding_enum(border), False, [True, True]
     )
     d_images = d_images.contiguous()
-    d_planes, d_ratios = module.blend_levels_backward(grad, images, grid, ratios, heights, widths, border, d_images)
-    return d_images, d_planes + d_grid.permute(0, 3, 1, 2), d_ratios
+    d_planes, d_lerp_weights = module.blend_levels_backward(grad, images, grid, lerp_weights, heights, widths, border, d_images)
+    return d_images, d_planes + d_grid.permute(0, 3, 1, 2), d_lerp_weights
 
 
 def _pyramid_backward(
-    grad: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
+    grad: Tensor, images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The same gradients without the kernel: autograd through the pyramid in PyTorch ops, recomputed."""
-    from diffaug.functional.antialias import blend_levels
+    """The same gradients by autograd through the pyramid in PyTorch ops, the forward recomputed.
 
+    Serves when the kernel is missing, and whenever the backward must itself be differentiable
+    (grad mode on inside the backward: ``create_graph=True``, as an R1 penalty or ``gradgradcheck``
+    asks): the kernel's backward is a plain function of its inputs, while this one keeps the graph
+    from the gradients back to ``grad`` and to the inputs that require grad, so second (and higher)
+    derivatives flow through the pyramid's ops.
+    """
+    from diffaug.functional.antialias import blend_levels_
+
+    create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
-        leaves = [t.detach().requires_grad_() for t in (images, grid, ratios)]
+        # An input that needs no gradient (or any input, when no graph is kept) enters as a fresh leaf.
+        leaves = [t if create_graph and t.requires_grad else t.detach().requires_grad_() for t in (images, grid, lerp_weights)]
         sizes = list(zip(heights, widths, strict=True))
         padding = "border" if border else "zeros"
-        level0 = F.grid_sample(leaves[0], leaves[1].permute(0, 2, 3, 1), padding_mode=padding, align_corners=False)
-        out = blend_levels(level0, leaves[0], leaves[1].permute(0, 2, 3, 1), leaves[2], sizes, "bilinear", padding)
-        found = torch.autograd.grad(out, leaves, grad, allow_unused=True)
-    d_images, d_grid, d_ratios = (torch.zeros_like(t) if d is None else d for d, t in zip(found, leaves, strict=True))
-    return d_images, d_grid, d_ratios
+        planes = leaves[1].permute(0, 2, 3, 1)
+        level0 = F.grid_sample(leaves[0], planes, padding_mode=padding, align_corners=False)
+        out = blend_levels_(level0, leaves[0], planes, leaves[2], sizes, "bilinear", padding)
+        found = torch.autograd.grad(out, leaves, grad, allow_unused=True, create_graph=create_graph)
+    d_images, d_grid, d_lerp_weights = (torch.zeros_like(t) if d is None else d for d, t in zip(found, leaves, strict=True))
+    return d_images, d_grid, d_lerp_weights
 
 
 warp_levels: Callable[..., Tensor] | None = None
@@ -205,24 +219,27 @@ if COMPILABLE:
     _backward_op = torch.library.custom_op("diffaug::warp_levels_backward", mutates_args=())(_kernel_backward)
 
     @warp_levels.register_fake
-    def _(images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool) -> Tensor:
+    def _(images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool) -> Tensor:
         return images.new_empty(images.shape[0], images.shape[1], grid.shape[2], grid.shape[3])
 
     @_backward_op.register_fake
     def _(
-        grad: Tensor, images: Tensor, grid: Tensor, ratios: Tensor, heights: list[int], widths: list[int], border: bool
+        grad: Tensor, images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
     ) -> tuple[Tensor, Tensor, Tensor]:
-        return torch.empty_like(images), torch.empty_like(grid), torch.empty_like(ratios)
+        return torch.empty_like(images), torch.empty_like(grid), torch.empty_like(lerp_weights)
 
     def _setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
-        images, grid, ratios, heights, widths, border = inputs
-        ctx.save_for_backward(images, grid, ratios)
+        images, grid, lerp_weights, heights, widths, border = inputs
+        ctx.save_for_backward(images, grid, lerp_weights)
         ctx.levels = (heights, widths, border)  # type: ignore[attr-defined]
 
     def _backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        images, grid, ratios = ctx.saved_tensors  # type: ignore[attr-defined]
-        backward = _backward_op if kernel() is not None else _pyramid_backward
-        d_images, d_grid, d_ratios = backward(grad, images, grid, ratios, *ctx.levels)  # type: ignore[attr-defined]
-        return d_images, d_grid, d_ratios, None, None, None
+        images, grid, lerp_weights = ctx.saved_tensors  # type: ignore[attr-defined]
+        # A backward that must itself be differentiable (create_graph) goes through the pyramid's
+        # ops; the kernel serves the usual first-order case. Flags only: no tensor value is read.
+        higher_order = torch.is_grad_enabled() and any(t.requires_grad for t in (grad, images, grid, lerp_weights))
+        backward = _backward_op if kernel() is not None and not higher_order else _pyramid_backward
+        d_images, d_grid, d_lerp_weights = backward(grad, images, grid, lerp_weights, *ctx.levels)  # type: ignore[attr-defined]
+        return d_images, d_grid, d_lerp_weights, None, None, None
 
     warp_levels.register_autograd(_backward, setup_context=_setup_context)

@@ -29,7 +29,7 @@ On the CPU, when no gradient is needed, the levels are blended by a compiled ker
 (:mod:`diffaug.functional._antialias_cpu`) that builds per sample only the levels, and the parts
 of them, that sample reads: the same values to rounding, at a fraction of the time. Everything
 else (gradients, other devices, bicubic, ``"reflection"`` padding, ``per_axis``) runs the pyramid
-in PyTorch ops below (:func:`blend_levels`).
+in PyTorch ops below (:func:`blend_levels_`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from torch import Tensor
 from diffaug.functional import _antialias_cpu
 from diffaug.functional.geometry import output_pixel_scale, sampling_grid
 
-__all__ = ["antialiased_sample", "blend_levels", "pyramid_sizes", "level_weights", "filters_shrink"]
+__all__ = ["antialiased_sample", "blend_levels_", "pyramid_sizes", "level_weights", "filters_shrink"]
 
 # Half an octave between levels: level j is 2**(j / 2) times smaller than the input.
 _STEP = 0.5
@@ -165,11 +165,11 @@ def _chain(base: Tensor, sizes: Sequence[Sequence[int]]) -> list[Tensor]:
     return [base] + [_resize(base, size) for size in sizes[1:]]
 
 
-def _lerp_ratios(weights: Tensor) -> Tensor:
+def _lerp_weights(weights: Tensor) -> Tensor:
     """Lerp weights ``(..., n)`` that blend ``n`` samples by ``weights`` one after the other.
 
     After sample ``j``, ``out = sum_{i<=j} w_i S_i / sum_{i<=j} w_i``: sample ``j`` enters with
-    ``w_j / sum_{i<=j} w_i``. Where nothing is accumulated yet the ratio is 0/0: 0, with a clamped
+    ``w_j / sum_{i<=j} w_i``. Where nothing is accumulated yet the lerp weight is 0/0: 0, with a clamped
     denominator (no NaN gradient).
     """
     running = weights.cumsum(-1)
@@ -250,38 +250,38 @@ def antialiased_sample(
         for jx, column in enumerate(columns):
             rows = _chain(column, [(h, sizes[jx][1]) for h, _ in sizes])
             taps += [(level, weights_y[:, jy] * weights_x[:, jx]) for jy, level in enumerate(rows)]
-        ratios = _lerp_ratios(torch.stack([weight for _, weight in taps], dim=-1).to(images.dtype))
+        lerp_weights = _lerp_weights(torch.stack([weight for _, weight in taps], dim=-1).to(images.dtype))
         out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-        return _lerp_levels(out, [level for level, _ in taps[1:]], grid, ratios, mode, padding_mode)
+        return _lerp_levels(out, [level for level, _ in taps[1:]], grid, lerp_weights, mode, padding_mode)
 
-    ratios = _lerp_ratios(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
+    lerp_weights = _lerp_weights(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
     route = _cpu_kernel_route(images, theta, grid, mode, padding_mode)
     if route == "gradient":  # on the CPU: the whole warp as one op, with the kernel's backward
         assert _antialias_cpu.warp_levels is not None  # the route needs custom ops
-        return _antialias_cpu.warp_levels(images, *_kernel_arguments(grid, ratios, sizes, padding_mode))
+        return _antialias_cpu.warp_levels(images, *_kernel_arguments(grid, lerp_weights, sizes, padding_mode))
     out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     if route == "forward":
         # On the CPU the compiled kernel builds per sample only the levels (and the parts of them)
         # its blend reads, and lerps them into the plain sample in place.
-        _antialias_cpu.blend_levels_(out, images, *_kernel_arguments(grid, ratios, sizes, padding_mode))
+        _antialias_cpu.blend_levels_(out, images, *_kernel_arguments(grid, lerp_weights, sizes, padding_mode))
         return out
-    return blend_levels(out, images, grid, ratios, sizes, mode, padding_mode)
+    return blend_levels_(out, images, grid, lerp_weights, sizes, mode, padding_mode)
 
 
 def _kernel_arguments(
-    grid: Tensor, ratios: Tensor, sizes: Sequence[Sequence[int]], padding_mode: str
+    grid: Tensor, lerp_weights: Tensor, sizes: Sequence[Sequence[int]], padding_mode: str
 ) -> tuple[Tensor, Tensor, list[int], list[int], bool]:
     """The kernel's arguments after the images: the grid as ``(B, 2, h, w)`` planes (sampling_grid's
     own layout: no copy), the lerp weights, the level heights and widths, and border padding."""
     planes = grid.permute(0, 3, 1, 2).contiguous()
-    return planes, ratios.contiguous(), [h for h, _ in sizes], [w for _, w in sizes], padding_mode == "border"
+    return planes, lerp_weights.contiguous(), [h for h, _ in sizes], [w for _, w in sizes], padding_mode == "border"
 
 
-def blend_levels(
+def blend_levels_(
     out: Tensor,
     images: Tensor,
     grid: Tensor,
-    ratios: Tensor,
+    lerp_weights: Tensor,
     sizes: Sequence[Sequence[int]],
     mode: str = "bilinear",
     padding_mode: str = "zeros",
@@ -289,20 +289,22 @@ def blend_levels(
     """Lerp the pyramid's levels ``1 ..`` of ``images`` into ``out``, level 0's sample, in place.
 
     The pyramid in PyTorch ops (differentiable): level ``j`` (``sizes[j]``, an antialiased resize
-    of ``images``) is read through ``grid`` and enters with the lerp weight ``ratios[:, j]``. After
+    of ``images``) is read through ``grid`` and enters with the lerp weight ``lerp_weights[:, j]``. After
     level ``j``, ``out = sum_{i<=j} w_i S_i / sum_{i<=j} w_i``; ``lerp(a, b, 0)`` is exactly ``a``,
     so where level 0 gets all the weight ``out`` stays bit for bit the plain warp.
     """
-    return _lerp_levels(out, (_resize(images, size) for size in sizes[1:]), grid, ratios, mode, padding_mode)
+    return _lerp_levels(out, (_resize(images, size) for size in sizes[1:]), grid, lerp_weights, mode, padding_mode)
 
 
-def _lerp_levels(out: Tensor, levels: Iterable[Tensor], grid: Tensor, ratios: Tensor, mode: str, padding_mode: str) -> Tensor:
-    """Read each of ``levels`` (levels ``1 ..``) through ``grid`` and lerp it into ``out`` by ``ratios[:, j]``.
+def _lerp_levels(
+    out: Tensor, levels: Iterable[Tensor], grid: Tensor, lerp_weights: Tensor, mode: str, padding_mode: str
+) -> Tensor:
+    """Read each of ``levels`` (levels ``1 ..``) through ``grid`` and lerp it into ``out`` by ``lerp_weights[:, j]``.
 
     In place: ``out`` is the caller's own buffer (``grid_sample`` does not keep its output for
     backward; autograd keeps what ``lerp``'s gradient needs), and a fresh one costs page faults.
     """
     for j, level in enumerate(levels, start=1):
         sample = F.grid_sample(level, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
-        out = out.lerp_(sample, ratios[:, j].view(-1, 1, 1, 1))
+        out = out.lerp_(sample, lerp_weights[:, j].view(-1, 1, 1, 1))
     return out
