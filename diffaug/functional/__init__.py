@@ -3,9 +3,30 @@
 * :mod:`diffaug.functional.geometry`: the coordinate convention (boxes <-> theta, pixel <->
   normalised) and matrix helpers;
 * :mod:`diffaug.functional.warp`: images + theta -> images (``warp``, ``crop``);
-* :mod:`diffaug.functional.targets`: boxes, keypoints and masks through the same theta.
+* :mod:`diffaug.functional.targets`: boxes, keypoints and masks through the same theta;
+* :mod:`diffaug.functional.colour`: per-sample colour matrices and the one colour pass.
 """
 
+from diffaug.functional.colour import (
+    GRAY_WEIGHTS,
+    adjust_hue,
+    apply_colour,
+    brightness_matrix,
+    check_colour_channels,
+    colour_identity,
+    compose_colour,
+    contrast_matrix,
+    gain_matrix,
+    grayscale_matrix,
+    hsv_to_rgb,
+    hue_matrix,
+    invert_matrix,
+    normalize_matrix,
+    permutation_matrix,
+    rgb_to_hsv,
+    saturation_matrix,
+    value_range,
+)
 from diffaug.functional.geometry import (
     apply_to_points,
     boxes_to_normalized,
@@ -42,6 +63,24 @@ from diffaug.functional.targets import (
 from diffaug.functional.warp import compute_dtype, crop, warp
 
 __all__ = [
+    "GRAY_WEIGHTS",
+    "adjust_hue",
+    "apply_colour",
+    "brightness_matrix",
+    "check_colour_channels",
+    "colour_identity",
+    "compose_colour",
+    "contrast_matrix",
+    "gain_matrix",
+    "grayscale_matrix",
+    "hsv_to_rgb",
+    "hue_matrix",
+    "invert_matrix",
+    "normalize_matrix",
+    "permutation_matrix",
+    "rgb_to_hsv",
+    "saturation_matrix",
+    "value_range",
     "box_area_fraction",
     "box_cover",
     "cutmix",

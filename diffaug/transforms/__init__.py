@@ -1,6 +1,20 @@
 """diffaug's transforms: thin modules that sample parameters and call the functional core."""
 
 from diffaug.transforms.base import GeometricTransform, Params, RandomTransform
+from diffaug.transforms.colour import (
+    RGB,
+    ColorJitter,
+    ColourParams,
+    ColourTransform,
+    Grayscale,
+    JitterParams,
+    Normalize,
+    RandomChannelPermutation,
+    RandomGrayscale,
+    RandomInvert,
+    RandomPhotometricDistort,
+    ToDtype,
+)
 from diffaug.transforms.compose import Compose, ComposeParams
 from diffaug.transforms.crop import BoxCrop, CropParams, RandomResizedCrop, ZoomCrop
 from diffaug.transforms.geometric import (
@@ -18,6 +32,18 @@ from diffaug.transforms.mixing import CutMix, ErasingParams, MixParams, MixUp, R
 from diffaug.transforms.multicrop import MultiCrop, MultiCropParams
 
 __all__ = [
+    "ColourParams",
+    "JitterParams",
+    "ColourTransform",
+    "ColorJitter",
+    "RandomPhotometricDistort",
+    "RandomChannelPermutation",
+    "Grayscale",
+    "RandomGrayscale",
+    "RGB",
+    "RandomInvert",
+    "Normalize",
+    "ToDtype",
     "CutMix",
     "ErasingParams",
     "MixParams",
