@@ -56,9 +56,10 @@ class Gain(nn.Module):
 def make_pipeline() -> da.Compose:
     return da.Compose(
         [
-            da.RandomAffine(degrees=25, translate=(0.05, 0.05), scale=(0.9, 1.2), shear=8),
+            # Bilinear (torchvision's default here is nearest): the step-by-step reference interpolates as the fused warp.
+            da.RandomAffine(degrees=25, translate=(0.05, 0.05), scale=(0.9, 1.2), shear=8, interpolation="bilinear"),
             da.RandomHorizontalFlip(),
-            da.RandomRotation(20),
+            da.RandomRotation(20, interpolation="bilinear"),
             da.Resize((40, 52), antialias=False),
             da.CenterCrop((32, 40)),
         ]
@@ -84,10 +85,10 @@ def test_fusion_is_sharper_on_noise():
     """A chain that ends at the identity: fused, the image comes back; warped step by step, it blurs."""
     pipe = da.Compose(
         [
-            da.RandomRotation((30, 30)),
-            da.RandomAffine(0, scale=(1.3, 1.3)),
-            da.RandomAffine(0, scale=(1 / 1.3, 1 / 1.3)),
-            da.RandomRotation((-30, -30)),
+            da.RandomRotation((30, 30), interpolation="bilinear"),
+            da.RandomAffine(0, scale=(1.3, 1.3), interpolation="bilinear"),
+            da.RandomAffine(0, scale=(1 / 1.3, 1 / 1.3), interpolation="bilinear"),
+            da.RandomRotation((-30, -30), interpolation="bilinear"),
         ]
     )
     noise = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -163,7 +164,12 @@ def test_opaque_modules_run_and_keep_size():
 
 
 def test_gradients_reach_learnable_params_through_the_fused_warp():
-    pipe = da.Compose([da.RandomResizedCrop(16, learnable=True), da.RandomAffine(10, scale=(0.9, 1.1), learnable=True)])
+    pipe = da.Compose(
+        [
+            da.RandomResizedCrop(16, learnable=True),
+            da.RandomAffine(10, scale=(0.9, 1.1), interpolation="bilinear", learnable=True),
+        ]
+    )
     images = smooth(32, 32).float()[None].expand(4, -1, -1, -1)
     (pipe(images) * torch.linspace(0, 1, 16)).sum().backward()
     grads = {name: p.grad for name, p in pipe.named_parameters()}

@@ -19,8 +19,19 @@ PADDING_MODES = ("zeros", "border", "reflection", "reflect")
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+# Channels-last images (NumPy / PIL layout) are refused when the last dimension could be channels
+# (1, 3 or 4) and both dimensions before it are at least this large: (B, 224, 224, 3) is refused,
+# tiny channels-first images such as (B, 3, 4, 4) and feature maps (B, 256, 4, 4) pass.
+CHANNELS_LAST_MIN_SIDE = 16
+
+
 def check_images(images: object, name: str = "images") -> Tensor:
-    """Images must be a float or uint8 tensor ``(C, H, W)`` or ``(B, C, H, W)``."""
+    """Images must be a float or uint8 tensor ``(C, H, W)`` or ``(B, C, H, W)``, not channels-last.
+
+    A shape ``(..., X, Y, c)`` with ``c`` in 1, 3, 4 and both ``X`` and ``Y`` at least
+    :data:`CHANNELS_LAST_MIN_SIDE` is read as channels-last and refused, with the permutation
+    that fixes it.
+    """
     if not isinstance(images, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W) or (C, H, W), got {type(images).__name__}")
     if images.ndim not in (3, 4):
@@ -29,6 +40,14 @@ def check_images(images: object, name: str = "images") -> Tensor:
         raise TypeError(f"{name} must be floating point or uint8, got {images.dtype}")
     if images.shape[-1] == 0 or images.shape[-2] == 0:
         raise ValueError(f"{name} must have non-zero height and width, got {tuple(images.shape)}")
+    if images.shape[-1] in (1, 3, 4) and min(images.shape[-3], images.shape[-2]) >= CHANNELS_LAST_MIN_SIDE:
+        permute = "permute(0, 3, 1, 2)" if images.ndim == 4 else "permute(2, 0, 1)"
+        layout = "(B, H, W, C)" if images.ndim == 4 else "(H, W, C)"
+        raise ValueError(
+            f"{name} look channels-last {layout}: shape {tuple(images.shape)} ends in {images.shape[-1]} channels; "
+            f"diffaug takes channels first, (B, C, H, W) or (C, H, W): pass {name}.{permute} "
+            f"(a last dimension of 1, 3 or 4 after two dimensions of at least {CHANNELS_LAST_MIN_SIDE} is read as channels)"
+        )
     return images
 
 
@@ -100,16 +119,37 @@ def check_antialias(antialias: object, mode: str) -> bool:
     return antialias
 
 
-def check_boxes(boxes: object, images: Tensor, name: str = "boxes") -> Tensor:
-    """Boxes must be a floating tensor ``(..., 4)`` on the images' device."""
+def check_boxes(boxes: object, images: Tensor | None = None, name: str = "boxes") -> Tensor:
+    """Boxes must be a floating tensor ``(..., 4)`` of finite values (:func:`check_finite`), on the images' device."""
     if not isinstance(boxes, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (..., 4), got {type(boxes).__name__}")
     if boxes.ndim == 0 or boxes.shape[-1] != 4:
         raise ValueError(f"{name} must have shape (..., 4) as (x1, y1, x2, y2), got {tuple(boxes.shape)}")
     if not boxes.is_floating_point():
         raise TypeError(f"{name} must be a floating point tensor, got {boxes.dtype}")
-    check_same_device(boxes, images, name)
-    return boxes
+    if images is not None:
+        check_same_device(boxes, images, name)
+    return check_finite(boxes, name)
+
+
+def check_finite(values: Tensor, name: str) -> Tensor:
+    """NaN or inf in ``values`` (boxes, keypoints, ``theta``) is an error, found without a host sync.
+
+    The one check here that reads tensor data, through ``torch._assert_async``: on CPU tensors
+    it raises a ``ValueError`` at once; on an accelerator the assert runs on the device, in
+    stream order, and fails at the next synchronisation (as a device-side assert, after which the
+    process must restart); inside ``torch.compile`` it is part of the graph. Meta tensors skip it.
+    """
+    message = f"{name} must be finite: it holds NaN or inf"
+    finite = torch.isfinite(values).all()
+    if values.device.type == "cpu" and not torch.compiler.is_compiling():
+        try:
+            torch._assert_async(finite, message)
+        except RuntimeError:
+            raise ValueError(message) from None
+    else:
+        torch._assert_async(finite, message)
+    return values
 
 
 def check_same_device(tensor: Tensor, images: Tensor, name: str) -> None:

@@ -70,7 +70,7 @@ def _check_theta(theta: object) -> Tensor:
         raise TypeError(f"theta must be a floating point torch.Tensor of shape (B, 2, 3) or (2, 3), got {type(theta).__name__}")
     if theta.ndim not in (2, 3) or theta.shape[-2:] != (2, 3):
         raise ValueError(f"theta must have shape (B, 2, 3) or (2, 3), got {tuple(theta.shape)}")
-    return theta
+    return _checks.check_finite(theta, "theta")
 
 
 def _matrices(
@@ -127,7 +127,7 @@ def _check_points(points: object, name: str) -> Tensor:
         raise ValueError(f"{name} must have shape (..., 2) as (x, y) pixel coordinates, got {tuple(points.shape)}")
     if not points.is_floating_point():
         raise TypeError(f"{name} must be a floating point tensor, got {points.dtype}")
-    return points
+    return _checks.check_finite(points, name)
 
 
 def transform_boxes(
@@ -160,7 +160,8 @@ def transform_boxes(
         true where the (clipped) box keeps a positive area on the output and is a real box.
 
     Raises:
-        TypeError, ValueError: malformed boxes, theta, mask or batch index; an unknown ``box_format``.
+        TypeError, ValueError: malformed boxes, theta, mask or batch index; an unknown ``box_format``;
+            NaN or inf in the boxes (a ``ValueError`` on CPU, a device-side assert elsewhere).
 
     Example:
         >>> import torch
@@ -170,12 +171,7 @@ def transform_boxes(
         (tensor([[[0., 0., 0., 0.],
                  [2., 4., 6., 8.]]]), tensor([[False,  True]]))
     """
-    if not isinstance(boxes, Tensor):
-        raise TypeError(f"boxes must be a torch.Tensor of shape (B, N, 4), (K, 4) or (N, 4), got {type(boxes).__name__}")
-    if boxes.ndim == 0 or boxes.shape[-1] != 4:
-        raise ValueError(f"boxes must have shape (..., 4) as (x1, y1, x2, y2), got {tuple(boxes.shape)}")
-    if not boxes.is_floating_point():
-        raise TypeError(f"boxes must be a floating point tensor, got {boxes.dtype}")
+    _checks.check_boxes(boxes)
     _check_theta(theta)
     if theta.ndim == 3 and batch_index is None and boxes.ndim != 3:
         raise ValueError(
@@ -251,6 +247,7 @@ def transform_keypoints(
         (tensor([[2.5000, 1.5000],
                 [5.5000, 2.5000]]), tensor([True, True]))
     """
+    _check_points(keypoints, "keypoints")
     moved = transform_points(keypoints, theta, in_size, out_size, batch_index)
     out_h, out_w = out_size
     x, y = moved.unbind(-1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,7 @@ from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.functional import _checks
 from diffaug.functional.antialias import filters_shrink
+from diffaug.transforms import targets as target_layer
 
 __all__ = ["Params", "RandomTransform", "GeometricTransform"]
 
@@ -135,6 +137,15 @@ class RandomTransform(nn.Module):
         probability = torch.sigmoid(self.p_logit).to(device=device, dtype=dtype)
         return distributions.relaxed_bernoulli(probability, noise, self.temperature, hard=not self.training)
 
+    def forward(self, images: Tensor, *tv_targets: Any, generator: torch.Generator | None = None, **targets: Any) -> Any:
+        """``transform(images, make_params(images))``, with targets in the call form of :mod:`diffaug.transforms.targets`.
+
+        ``t(images)`` -> images; ``t(images, *tv_targets)`` -> a tuple of the same types;
+        ``t(images, boxes=..., masks=..., keypoints=...)`` -> a dict. Params with a ``theta``
+        move the targets; params without one (colour, pixel transforms) leave them unchanged.
+        """
+        return target_layer.call(self, images, tv_targets, targets, generator=generator)
+
 
 class GeometricTransform(RandomTransform):
     """Base of diffaug's geometric transforms: a probability ``p`` and the warp settings.
@@ -224,6 +235,7 @@ class GeometricTransform(RandomTransform):
                 f"params were drawn for {params.theta.shape[0]} samples but images have {images.shape[0]}; "
                 "draw them with make_params(images)"
             )
+        _checks.check_finite(params.theta, "params.theta")
         antialias = self.antialias
         if antialias:
             bound = self.max_shrink((images.shape[-2], images.shape[-1]), (params.size[0], params.size[1]))
@@ -249,9 +261,11 @@ class GeometricTransform(RandomTransform):
         """
         return None
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.transform(images, self.make_params(images))
-
 
 def output_size(size: int | Sequence[int]) -> tuple[int, int]:
     return _checks.check_size(size)
+
+
+def stand_in(images: Tensor, count: int, size: tuple[int, int]) -> Tensor:
+    """``(count, C, *size)`` zeros with the images' dtype and device, without memory: what ``make_params`` reads."""
+    return images.new_zeros(()).expand(count, images.shape[-3], *size)

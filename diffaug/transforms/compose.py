@@ -12,7 +12,9 @@ The protocol Compose relies on, and nothing else:
   as ``step(images)``) ends a run of fusion and must keep the images' size.
 
 A pipeline's own params (:class:`ComposeParams`) carry a ``theta`` when every step is geometric,
-so a Compose nested in another fuses with its neighbours.
+so a Compose nested in another fuses with its neighbours. Targets (boxes, masks, keypoints,
+tv_tensors) and :meth:`Compose.inverse` go through ``ComposeParams.matrix`` with the call
+convention every transform shares (:mod:`diffaug.transforms.targets`); this module only fuses.
 
 Because a fused run resamples the *input* once, a later step sees the input's content where an
 earlier step would have shown padding (e.g. a rotation after a crop shows the image around the
@@ -24,6 +26,8 @@ instead of one per step).
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -33,8 +37,8 @@ from torch import Tensor, nn
 
 from diffaug import functional as daf
 from diffaug.functional import _checks
-from diffaug.functional import targets as _targets
-from diffaug.transforms.base import interpolation_name, padding_name, param_dtype
+from diffaug.transforms import targets as target_layer
+from diffaug.transforms.base import interpolation_name, padding_name, param_dtype, stand_in
 
 __all__ = ["Compose", "ComposeParams", "is_geometric"]
 
@@ -83,9 +87,26 @@ def _replayable(module: nn.Module) -> bool:
     return callable(getattr(module, "make_params", None)) and callable(getattr(module, "transform", None))
 
 
-def _stand_in(images: Tensor, count: int, size: tuple[int, int]) -> Tensor:
-    """A tensor with the shape, dtype and device of the images at a step, without memory."""
-    return images.new_empty(()).expand(count, images.shape[-3], *size)
+def _takes_boxes(step: nn.Module) -> bool:
+    """Whether a step's ``make_params`` takes the boxes to crop (``BoxCrop``): they come from ``crop_boxes``."""
+    return "boxes" in inspect.signature(step.make_params).parameters  # type: ignore[arg-type]
+
+
+# torchvision transforms that draw random parameters: the classes named Random*/Rand*, and these.
+_TORCHVISION_RANDOM = (
+    *("Random", "Rand", "ColorJitter", "GaussianBlur", "GaussianNoise", "ElasticTransform", "AutoAugment"),
+    *("TrivialAugmentWide", "AugMix", "ScaleJitter", "JPEG", "MixUp", "CutMix"),
+)
+
+
+def _per_batch_draws(module: nn.Module) -> Iterator[str]:
+    """Names of the torchvision random transforms in ``module`` (nested ones too): they draw once per call."""
+    kind = type(module)
+    if kind.__module__.startswith("torchvision.transforms") and kind.__name__.startswith(_TORCHVISION_RANDOM):
+        yield kind.__name__
+    inner = [*module.children(), *(t for t in getattr(module, "transforms", ()) if isinstance(t, nn.Module))]
+    for child in dict.fromkeys(inner):  # a torchvision Compose keeps its list outside the module tree
+        yield from _per_batch_draws(child)
 
 
 class Compose(nn.Sequential):
@@ -107,17 +128,28 @@ class Compose(nn.Sequential):
         antialias: low-pass filter where the fused warp shrinks; ``None``: on if any step of
             the run asks for it.
 
-    Call:
+    Call (the convention every diffaug transform shares, :mod:`diffaug.transforms.targets`):
         ``pipeline(images)`` -> images. ``pipeline(images, boxes=..., masks=..., keypoints=...)``
-        -> a dict with ``"images"`` and each target given, plus ``"boxes_valid"`` and
-        ``"keypoints_visible"`` (see :meth:`transform_targets`). ``pipeline(image, *tv_targets)``
-        with torchvision ``tv_tensors`` (``Image``, ``BoundingBoxes`` in any format, ``Mask``,
-        ``KeyPoints``) -> a tuple of the same types with the new ``canvas_size``; for a batch,
-        give a list with one ``BoundingBoxes`` / ``KeyPoints`` per image.
+        (the keywords of :class:`~diffaug.transforms.targets.Targets`) -> a dict with ``"images"``
+        and each target given, plus ``"boxes_valid"`` and ``"keypoints_visible"``.
+        ``pipeline(image, *tv_targets)`` with torchvision ``tv_tensors`` (``Image``,
+        ``BoundingBoxes`` in any format, ``Mask``, ``KeyPoints``) -> a tuple of the same types
+        with the new ``canvas_size``; for a batch, give a list with one ``BoundingBoxes`` /
+        ``KeyPoints`` per image. ``generator=`` seeds the draws. ``crop_boxes=`` ``(B, 4)`` (or
+        ``(4,)`` for one image) are the boxes a ``BoxCrop`` step crops, in the pixel frame that
+        step sees (the input's when it comes first); they are an input, not a target.
+
+    A torchvision random transform (``torchvision.transforms``) given as a step runs as a plain
+    module: it draws one set of parameters per call, shared by the whole batch. Compose warns
+    when it is built with one; use the diffaug transform of the same name for per-sample draws.
 
     Raises:
         TypeError: a step that is not an ``nn.Module``; an unknown target keyword.
-        ValueError: malformed targets (wrong shapes, masks of another size than the images).
+        ValueError: malformed or non-finite targets (wrong shapes, masks of another size than
+            the images); a ``BoxCrop`` step without ``crop_boxes``.
+
+    Warns:
+        UserWarning: a torchvision random transform among the steps (its draws are per batch).
 
     Example:
         >>> import torch, diffaug as da
@@ -165,10 +197,24 @@ class Compose(nn.Sequential):
         self.mode_override = mode
         self.padding_override = padding_mode
         self.antialias_override = antialias
+        for index, item in enumerate(items):
+            for name in _per_batch_draws(item):
+                warnings.warn(
+                    f"transforms[{index}] holds torchvision's {name}, which draws its parameters once per call: every image "
+                    f"of a batch gets the same ones, not one draw per sample; use diffaug's own transform (da.{name} where "
+                    "it exists) for per-sample draws",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
     # ----------------------------------------------------------------- params
     def make_params(
-        self, images: Tensor, generator: torch.Generator | None = None, batch_index: Tensor | None = None
+        self,
+        images: Tensor,
+        generator: torch.Generator | None = None,
+        batch_index: Tensor | None = None,
+        *,
+        crop_boxes: Tensor | None = None,
     ) -> ComposeParams:
         """Draw every step's params for ``images`` (only their shape, dtype and device are read).
 
@@ -177,6 +223,17 @@ class Compose(nn.Sequential):
             generator: optional ``torch.Generator`` on the images' device.
             batch_index: optional ``(K,)``: draw ``K`` outputs, output ``k`` from image
                 ``batch_index[k]`` (several views per image in one call).
+            crop_boxes: the boxes of the ``BoxCrop`` steps (steps whose ``make_params`` takes
+                ``boxes``): ``(B, 4)``, or ``(4,)`` for a single image, XYXY pixels in the
+                frame that step sees.
+
+        Example:
+            >>> import torch, diffaug as da
+            >>> pipe = da.Compose([da.BoxCrop(8), da.RandomHorizontalFlip(p=1.0)])
+            >>> boxes = torch.tensor([[0.0, 0.0, 16.0, 16.0], [8.0, 8.0, 24.0, 32.0]])
+            >>> params = pipe.make_params(torch.rand(2, 3, 32, 32), crop_boxes=boxes)
+            >>> params.size, torch.equal(params.steps[0].boxes, boxes)
+            ((8, 8), True)
         """
         _checks.check_images(images)
         batch = images.shape[0] if images.ndim == 4 else 1
@@ -192,13 +249,24 @@ class Compose(nn.Sequential):
         size = in_size
         # Steps read only the shape, dtype and device: the images themselves serve while those match.
         plain_batch = type(images) is Tensor and images.ndim == 4 and count == images.shape[0]
+        if crop_boxes is not None and images.ndim == 3 and isinstance(crop_boxes, Tensor) and crop_boxes.ndim == 1:
+            crop_boxes = crop_boxes.unsqueeze(0)  # steps draw for a batch of one
         product: Tensor | None = None  # the geometric steps' matrices multiplied so far, as a (count, 2, 3) theta
         steps: list[Any] = []
+        boxes_used = False
         for index, step in enumerate(self):
             params: Any = None
             if _replayable(step):
-                stand_in = images if plain_batch and size == in_size else _stand_in(images, count, size)
-                params = step.make_params(stand_in, generator=generator)  # type: ignore[operator]
+                canvas = images if plain_batch and size == in_size else stand_in(images, count, size)
+                if _takes_boxes(step):
+                    if crop_boxes is None:
+                        raise TypeError(
+                            f"step {index} ({type(step).__name__}) crops given boxes: call the pipeline with crop_boxes= "
+                            "(B, 4), or make_params(images, crop_boxes=...)"
+                        )
+                    params, boxes_used = step.make_params(canvas, boxes=crop_boxes, generator=generator), True  # type: ignore[operator]
+                else:
+                    params = step.make_params(canvas, generator=generator)  # type: ignore[operator]
             if is_geometric(params):
                 if getattr(params, "batch_index", None) is not None:
                     raise ValueError(
@@ -207,6 +275,8 @@ class Compose(nn.Sequential):
                 product = params.theta if product is None else daf.compose_theta(product, params.theta)
                 size = (int(params.size[0]), int(params.size[1]))
             steps.append(params)
+        if crop_boxes is not None and not boxes_used:
+            raise ValueError("crop_boxes were given but no step crops given boxes (a step whose make_params takes boxes)")
         if product is None:
             matrix = daf.identity(count, images.device, param_dtype(images))
             product = daf.to_theta(matrix)
@@ -238,6 +308,7 @@ class Compose(nn.Sequential):
             theta = daf.compose_theta(theta, params.theta)
         mode, padding, antialias, fill = self._run_settings([module for module, _ in run])
         size = tuple(run[-1][1].size)
+        _checks.check_finite(theta, "theta of a fused run")
         return daf.warp(images, theta, size, mode, padding, batch_index=batch_index, antialias=antialias, fill=fill)
 
     def transform(self, images: Tensor, params: ComposeParams) -> Tensor:
@@ -248,12 +319,14 @@ class Compose(nn.Sequential):
         if len(params.steps) != len(self):
             raise ValueError(f"params hold {len(params.steps)} steps but the pipeline has {len(self)}")
         if type(images) is not Tensor:
-            return _wrap_like(self.transform(_plain(images), params), images)  # tv_tensors.Image in, Image out
+            plain = images.as_subclass(Tensor)  # tv_tensors.Image in, Image out
+            return target_layer.wrap_like(self.transform(plain, params), images)
         if images.ndim == 3:
             return self.transform(images.unsqueeze(0), params).squeeze(0)
         if params.theta is not None:
             # All steps geometric: make_params already multiplied the matrices; one warp, no second product.
             mode, padding, antialias, fill = self._run_settings(list(self))
+            _checks.check_finite(params.theta, "params.theta")
             return daf.warp(
                 images, params.theta, params.size, mode, padding, batch_index=params.batch_index, antialias=antialias, fill=fill
             )
@@ -268,13 +341,7 @@ class Compose(nn.Sequential):
                 out, pending, run = self._warp_run(out, run, pending), None, []
             if pending is not None:
                 out, pending = out[pending], None
-            expected = tuple(out.shape[-2:])
-            out = step.transform(out, step_params) if step_params is not None else step(out)  # type: ignore[operator]
-            if tuple(out.shape[-2:]) != expected:
-                raise ValueError(
-                    f"step {index} ({type(step).__name__}) changed the image size from {expected} to {tuple(out.shape[-2:])}; "
-                    "only geometric steps (params with theta) may change it inside Compose"
-                )
+            out = _pixel_step(out, step, step_params, index)
         if run:
             out, pending = self._warp_run(out, run, pending), None
         if pending is not None:
@@ -282,84 +349,17 @@ class Compose(nn.Sequential):
         return out
 
     # ---------------------------------------------------------------- targets
-    @staticmethod
-    def _theta(params: ComposeParams, inverse: bool) -> Tensor:
-        theta = daf.to_theta(params.matrix)
-        if inverse:
-            theta = _targets.inverse_theta(theta)
-        return theta if params.batched else theta[0]
-
-    def transform_targets(
-        self,
-        params: ComposeParams,
-        boxes: Tensor | None = None,
-        box_mask: Tensor | None = None,
-        box_batch_index: Tensor | None = None,
-        box_format: str = "XYXY",
-        masks: Tensor | None = None,
-        mask_fill: float = 0,
-        keypoints: Tensor | None = None,
-        visible: Tensor | None = None,
-        keypoint_batch_index: Tensor | None = None,
-        inverse: bool = False,
-    ) -> dict[str, Tensor]:
+    def transform_targets(self, params: ComposeParams, *, inverse: bool = False, **targets: Any) -> dict[str, Tensor]:
         """Targets through the pipeline's matrix (non-geometric steps do not move targets).
 
-        Args:
-            params: from :meth:`make_params`.
-            boxes: pixel boxes ``(B, N, 4)`` (padded; ``box_mask`` ``(B, N)`` marks the real
-                ones), ``(K, 4)`` with ``box_batch_index``, or ``(N, 4)`` for one image, in
-                ``box_format`` ``"XYXY"`` (default), ``"XYWH"`` or ``"CXCYWH"``.
-            masks: ``(B, H, W)``, ``(B, N, H, W)`` (or ``(H, W)``, ``(N, H, W)`` for one image);
-                integer / bool masks resampled with nearest (exact labels), float masks
-                bilinearly; ``mask_fill`` shows outside the input (e.g. an ignore index).
-            keypoints: ``(B, N, 2)`` continuous pixel ``(x, y)`` (or ``(K, 2)`` with
-                ``keypoint_batch_index``), ``visible`` a bool mask of the same leading shape.
-            inverse: map from the output frame back to the input frame.
-
-        Returns:
-            a dict with the keys given (``"boxes"``, ``"masks"``, ``"keypoints"``) plus
-            ``"boxes_valid"`` (box keeps a positive area on the canvas and is real) and
-            ``"keypoints_visible"`` (visible and on the canvas).
+        The keywords of :class:`~diffaug.transforms.targets.Targets`; the result as
+        :func:`diffaug.transforms.targets.transform_targets` returns it (``inverse=True`` maps
+        from the output frame back to the input frame).
         """
-        if params.batch_index is not None:
-            raise ValueError(
-                "targets of multi-view params (with batch_index) go through diffaug.functional.targets with params.matrix"
-            )
-        theta = self._theta(params, inverse)
-        src, dst = (params.size, params.in_size) if inverse else (params.in_size, params.size)
-        out: dict[str, Tensor] = {}
-        if boxes is not None:
-            out["boxes"], out["boxes_valid"] = _targets.transform_boxes(
-                boxes, theta, src, dst, box_mask=box_mask, batch_index=box_batch_index, box_format=box_format
-            )
-        if masks is not None:
-            out["masks"] = _targets.transform_masks(masks, theta, src, dst, fill=mask_fill)
-        if keypoints is not None:
-            out["keypoints"], out["keypoints_visible"] = _targets.transform_keypoints(
-                keypoints, theta, src, dst, visible=visible, batch_index=keypoint_batch_index
-            )
-        return out
-
-    def _tv_targets(self, params: ComposeParams, targets: Sequence[Any], inverse: bool) -> list[Any]:
-        theta = self._theta(params, inverse)
-        src, dst = (params.size, params.in_size) if inverse else (params.in_size, params.size)
-        return [_tv_target(target, theta, src, dst, params.batched, index) for index, target in enumerate(targets)]
+        return target_layer.transform_targets(params, inverse=inverse, **targets)
 
     def inverse(self, outputs: Any, params: ComposeParams, mode: str = "bilinear") -> Any:
-        """Map outputs of the pipeline back to the input frame (test-time augmentation, predictions).
-
-        Args:
-            outputs: images or predictions ``(B, C, h, w)`` in the output frame; or the dict
-                :meth:`forward` returned (keys ``images``, ``masks``, ``boxes``, ``keypoints``,
-                with ``boxes_valid`` / ``keypoints_visible`` carried along); or the tuple of
-                torchvision ``tv_tensors`` it returned.
-            params: the params the outputs were made with.
-            mode: interpolation for images and float masks.
-
-        Returns:
-            the same structure on the input canvas ``params.in_size``. Content that the
-            pipeline cropped away comes back as zeros; only geometry is inverted.
+        """Map outputs of the pipeline back to the input frame: :func:`diffaug.transforms.targets.inverse`.
 
         Example:
             >>> import torch, diffaug as da
@@ -369,33 +369,7 @@ class Compose(nn.Sequential):
             >>> torch.allclose(pipe.inverse(pipe.transform(images, params), params), images, atol=1e-5)
             True
         """
-        theta = self._theta(params, inverse=True)
-        if isinstance(outputs, Tensor) and not _is_tv_target(outputs):
-            return _wrap_like(daf.warp(_plain(outputs), theta, params.in_size, mode=mode), outputs)
-        if isinstance(outputs, dict):
-            known = {"images", "boxes", "boxes_valid", "masks", "keypoints", "keypoints_visible"}
-            unknown = set(outputs) - known
-            if unknown:
-                raise ValueError(f"unknown keys {sorted(unknown)} in outputs; expected some of {sorted(known)}")
-            back = self.transform_targets(
-                params,
-                boxes=outputs.get("boxes"),
-                box_mask=outputs.get("boxes_valid"),
-                masks=outputs.get("masks"),
-                keypoints=outputs.get("keypoints"),
-                visible=outputs.get("keypoints_visible"),
-                inverse=True,
-            )
-            if "images" in outputs:
-                back["images"] = daf.warp(outputs["images"], theta, params.in_size, mode=mode)
-            return back
-        if isinstance(outputs, (tuple, list)) and outputs:
-            first = outputs[0]
-            images = _wrap_like(daf.warp(_plain(first), theta, params.in_size, mode=mode), first)
-            return (images, *self._tv_targets(params, outputs[1:], inverse=True))
-        raise TypeError(
-            f"outputs must be a tensor, a dict or a tuple as the pipeline returned them, got {type(outputs).__name__}"
-        )
+        return target_layer.inverse(outputs, params, mode)
 
     # ---------------------------------------------------------------- forward
     def forward(  # type: ignore[override]
@@ -403,44 +377,22 @@ class Compose(nn.Sequential):
         images: Tensor,
         *tv_targets: Any,
         generator: torch.Generator | None = None,
-        boxes: Tensor | None = None,
-        box_mask: Tensor | None = None,
-        box_batch_index: Tensor | None = None,
-        box_format: str = "XYXY",
-        masks: Tensor | None = None,
-        mask_fill: float = 0,
-        keypoints: Tensor | None = None,
-        visible: Tensor | None = None,
-        keypoint_batch_index: Tensor | None = None,
+        crop_boxes: Tensor | None = None,
+        **targets: Any,
     ) -> Any:
-        plain = _plain(images)
-        params = self.make_params(plain, generator=generator)
-        out = _wrap_like(self.transform(plain, params), images)
-        has_kwargs = boxes is not None or masks is not None or keypoints is not None
-        if tv_targets and has_kwargs:
-            raise ValueError(
-                "give targets either as tv_tensors after the images or as keywords (boxes=, masks=, keypoints=), not both"
-            )
-        if tv_targets:
-            return (out, *self._tv_targets(params, tv_targets, inverse=False))
-        if not has_kwargs:
-            return out
-        result = {"images": out}
-        result.update(
-            self.transform_targets(
-                params,
-                boxes=boxes,
-                box_mask=box_mask,
-                box_batch_index=box_batch_index,
-                box_format=box_format,
-                masks=masks,
-                mask_fill=mask_fill,
-                keypoints=keypoints,
-                visible=visible,
-                keypoint_batch_index=keypoint_batch_index,
-            )
+        return target_layer.call(self, images, tv_targets, targets, generator=generator, crop_boxes=crop_boxes)
+
+
+def _pixel_step(images: Tensor, step: nn.Module, params: Any, index: int) -> Tensor:
+    """A step that does not warp (colour, pixel ops, a plain module): replayed from its params, or called."""
+    expected = tuple(images.shape[-2:])
+    out = step.transform(images, params) if params is not None else step(images)  # type: ignore[operator]
+    if tuple(out.shape[-2:]) != expected:
+        raise ValueError(
+            f"step {index} ({type(step).__name__}) changed the image size from {expected} to {tuple(out.shape[-2:])}; "
+            "only geometric steps (params with theta) may change it inside Compose"
         )
-        return result
+    return out
 
 
 def _leaves(modules: Sequence[nn.Module]) -> Iterator[nn.Module]:
@@ -449,55 +401,3 @@ def _leaves(modules: Sequence[nn.Module]) -> Iterator[nn.Module]:
             yield from _leaves(list(module))
         else:
             yield module
-
-
-def _plain(tensor: Tensor) -> Tensor:
-    return tensor.as_subclass(Tensor) if type(tensor) is not Tensor and isinstance(tensor, Tensor) else tensor
-
-
-def _wrap_like(out: Tensor, like: Tensor) -> Tensor:
-    if type(like) is Tensor or not type(like).__module__.startswith("torchvision."):
-        return out
-    from torchvision import tv_tensors
-
-    return tv_tensors.wrap(out, like=like)  # type: ignore[arg-type]
-
-
-def _is_tv_target(value: object) -> bool:
-    if not type(value).__module__.startswith("torchvision."):
-        return False
-    from torchvision import tv_tensors
-
-    return isinstance(value, (tv_tensors.BoundingBoxes, tv_tensors.KeyPoints, tv_tensors.Mask))
-
-
-def _tv_target(target: Any, theta: Tensor, src: tuple[int, int], dst: tuple[int, int], batched: bool, index: int) -> Any:
-    """One positional tv_tensor target (or, for a batch, a list with one per image)."""
-    from torchvision import tv_tensors
-
-    if not batched:
-        if not _is_tv_target(target):
-            raise TypeError(f"target {index} must be a torchvision BoundingBoxes, KeyPoints or Mask, got {type(target).__name__}")
-        return _targets.transform_tv(target, theta, src, dst)
-    if isinstance(target, tv_tensors.Mask):
-        return _targets.transform_tv(target, theta, src, dst)  # (B, ...) masks: one row per image
-    if not isinstance(target, (list, tuple)) or len(target) != theta.shape[0] or not all(_is_tv_target(t) for t in target):
-        raise TypeError(
-            f"target {index}: for a batch of {theta.shape[0]} images give a list with one BoundingBoxes / KeyPoints / Mask per "
-            f"image, got {type(target).__name__}"
-        )
-    kinds = {type(t) for t in target}
-    formats = {getattr(t, "format", None) for t in target}
-    if len(kinds) != 1 or len(formats) != 1:
-        raise ValueError(f"target {index}: the per-image list must hold one kind of tv_tensor in one format")
-    if isinstance(target[0], tv_tensors.Mask) and all(t.ndim == 2 for t in target):
-        stacked = tv_tensors.wrap(torch.stack([t.as_subclass(Tensor) for t in target]), like=target[0])
-        moved_masks = _targets.transform_tv(stacked, theta, src, dst)
-        return [tv_tensors.wrap(part, like=target[0]) for part in moved_masks.as_subclass(Tensor).unbind(0)]
-    # One batched call for the whole list: concatenate rows, name each row's image, split back.
-    counts = [int(t.shape[0]) for t in target]
-    rows = torch.cat([t.as_subclass(Tensor) for t in target])
-    batch_index = torch.repeat_interleave(torch.arange(len(target), device=rows.device), torch.tensor(counts, device=rows.device))
-    joined = tv_tensors.wrap(rows, like=target[0])
-    moved = _targets.transform_tv(joined, theta, src, dst, batch_index=batch_index)
-    return [tv_tensors.wrap(part, like=moved) for part in moved.as_subclass(Tensor).split(counts)]
