@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from diffaug.bench import _parse_cases, build_rows  # noqa: E402
+from suite import _parse_cases  # noqa: E402  (this folder is on sys.path when run as a script)
 
 
 class _CountOps(TorchDispatchMode):
@@ -44,7 +44,7 @@ def main() -> int:
     args = parser.parse_args()
 
     case = _parse_cases(args.case)[0]
-    rows, _ = build_rows(case, torch.device("cpu"))
+    rows, _ = case.rows(case, torch.device("cpu"), False)
     row = next((r for r in rows if r.name == args.row), None)
     if row is None:
         print(f"no row {args.row!r}; rows: {[r.name for r in rows]}", file=sys.stderr)

@@ -1,16 +1,15 @@
-"""Run diffaug's benchmark suite: ``python benchmarks/run.py --help``.
+"""Run diffaug's benchmark suite from a checkout: ``python benchmarks/run.py --help``.
 
-The suite itself lives in :mod:`diffaug.bench` so that the installed ``diffaug bench`` command
-and this script run the same code; this file is the entry point from a checkout.
+The suite is ``benchmarks/suite.py``; ``diffaug bench`` runs the same file.
 """
 
 import sys
 from pathlib import Path
 
-# From a checkout without an install, import the package next to this folder.
+# The package next to this folder, whether or not it is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from diffaug.bench import main  # noqa: E402
+from suite import main  # noqa: E402  (this folder is on sys.path when run as a script)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,11 +1,15 @@
 """The benchmark suite behind ``diffaug bench`` (and ``python benchmarks/run.py``).
 
-Measures, in one process, the median of repeated timed calls after warm-up, for each case
-``(B, C, H, W) -> (h, w)`` and each row (diffaug's transforms, their peers in Kornia and
-torchvision, the bare ``affine_grid`` + ``grid_sample`` kernel on crops of the same law, and a
-plain copy of the output size: the memory floor). Rows are interleaved (one call of each row per
-round, in a fresh seeded random order) so that a burst of load on a shared machine hits every row
-alike and no row always follows the same neighbour.
+It lives beside the package, not in it: ``diffaug bench`` loads this file from the repository
+(``diffaug.cli``), so an installed wheel carries no timing code, no goal tables and no profiler
+internals.
+
+Measures, in one process, the median of repeated timed calls after warm-up, for each case and
+each row (diffaug's transforms, their peers in Kornia and torchvision, the bare ``affine_grid`` +
+``grid_sample`` kernel on crops of the same law, and a plain copy of the output size: the memory
+floor). Rows are interleaved (one call of each row per round, in a fresh seeded random order) so
+that a burst of load on a shared machine hits every row alike and no row always follows the same
+neighbour.
 
 Columns: forward time, forward + backward time (gradients to the images, where the row supports
 it), peak memory of forward + backward, and the ratios of diffaug's crop and pipeline to each row.
@@ -15,8 +19,11 @@ On a GPU (``--device cuda``) calls are timed with CUDA events; the report adds i
 effective bandwidth (bytes read + written per second) against a device-to-device copy measured in
 the same run, and a uint8 -> normalised float32 / bfloat16 pipeline case, eager and compiled.
 
-Kornia and torchvision rows need those packages (``pip install -e ".[dev]"``); a row whose peer is
-missing is left out with a note. Timing lives here, never in the tests.
+A case is a :class:`Case`: its input and output shapes, a function that builds its rows and the
+goals read from its rows' times (:class:`Goal`). Adding one is a function returning a ``Case``
+and a line in :func:`default_cases`. Kornia and torchvision rows need those packages
+(``pip install -e ".[dev]"``); a row whose peer is missing is left out with a note. Timing lives
+here, never in the tests.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import inspect
 import json
 import math
 import os
@@ -41,16 +47,51 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Case", "Row", "add_arguments", "main", "run", "measure", "peak_memory"]
+import diffaug as da
+
+__all__ = ["Case", "Goal", "Row", "Result", "add_arguments", "default_cases", "main", "measure", "peak_memory", "run"]
 
 # ImageNet statistics, for the uint8 -> normalised case.
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
+# Row names shared by the table, the goals and the plot.
+RRC = "diffaug RandomResizedCrop"
+RRC_AA = "diffaug RandomResizedCrop (antialias)"
+PIPE = "diffaug RRC+HFlip+Affine"
+PIPE_AA = "diffaug RRC+HFlip+Affine (antialias)"
+K_SLICE = "Kornia RRC (slice, default)"
+K_RESAMPLE = "Kornia RRC (resample)"
+K_SEQ = "Kornia Sequential (slice)"
+K_SEQ_RESAMPLE = "Kornia Sequential (resample)"
+TV_AA = "torchvision v2 RRC per sample (antialias)"
+TV_NOAA = "torchvision v2 RRC per sample (no antialias)"
+BARE = "bare affine_grid+grid_sample"
+COPY = "copy of the output size"
+
+
+@dataclasses.dataclass(frozen=True)
+class Goal:
+    """A goal on one case: ``row``'s time divided by ``peer``'s time (``key``: fwd or fwd+bwd) at most ``limit``.
+
+    ``devices`` lists the device types it is set for (the CPU's budgets differ from the GPU's).
+    """
+
+    text: str
+    row: str
+    peer: str
+    limit: float
+    key: str = "fwd_ms"
+    devices: tuple[str, ...] = ("cpu",)
+
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """A benchmark case: input ``(B, C, H, W)`` and output ``(h, w)`` float images."""
+    """A benchmark case: input ``(B, C, H, W)`` of ``dtype``, output ``(h, w)``, its rows and goals.
+
+    ``rows(case, device, compile_)`` builds the timed rows and notes on rows left out; ``goals``
+    are read from this run's times. ``backward=False``: forward times only (no peak memory).
+    """
 
     batch: int
     channels: int
@@ -59,6 +100,11 @@ class Case:
     out: tuple[int, int]
     dtype: torch.dtype = torch.float32
     tag: str = ""
+    rows: Callable[[Case, torch.device, bool], tuple[list[Row], list[str]]] = dataclasses.field(
+        default=lambda case, device, compile_: geometric_rows(case, device, compile_), compare=False, repr=False
+    )
+    goals: tuple[Goal, ...] = ()
+    backward: bool = True
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -69,6 +115,11 @@ class Case:
         dtype = str(self.dtype).replace("torch.", "")
         tag = f", {self.tag}" if self.tag else ""
         return f"({self.batch}, {self.channels}, {self.height}, {self.width}) -> {self.out[0]}x{self.out[1]}, {dtype}{tag}"
+
+    def make_input(self, device: torch.device) -> Tensor:
+        if self.dtype.is_floating_point:
+            return torch.rand(self.shape, device=device, dtype=self.dtype)
+        return torch.randint(0, 256, self.shape, device=device, dtype=self.dtype)
 
 
 @dataclasses.dataclass
@@ -96,64 +147,18 @@ class Result:
     note: str = ""
 
 
-# Row names shared by the table, the goals and the plot.
-RRC = "diffaug RandomResizedCrop"
-RRC_AA = "diffaug RandomResizedCrop (antialias)"
-PIPE = "diffaug RRC+HFlip+Affine"
-PIPE_AA = "diffaug RRC+HFlip+Affine (antialias)"
-K_SLICE = "Kornia RRC (slice, default)"
-K_RESAMPLE = "Kornia RRC (resample)"
-K_SEQ = "Kornia Sequential (slice)"
-K_SEQ_RESAMPLE = "Kornia Sequential (resample)"
-TV_AA = "torchvision v2 RRC per sample (antialias)"
-TV_NOAA = "torchvision v2 RRC per sample (no antialias)"
-BARE = "bare affine_grid+grid_sample"
-COPY = "copy of the output size"
-
-
-def default_cases(device: str) -> list[Case]:
-    cases = [
-        Case(8, 3, 32, 32, (32, 32)),
-        Case(64, 3, 224, 224, (224, 224)),
-        Case(256, 3, 64, 64, (64, 64)),
-    ]
-    if device != "cpu":
-        cases.append(Case(256, 3, 224, 224, (224, 224)))
-    return cases
-
-
-def antialias_case() -> Case:
-    return Case(64, 3, 448, 448, (224, 224), tag="antialias")
-
-
 # ----------------------------------------------------------------------------- rows
 
 
-def _has_antialias(cls: type) -> bool:
-    return "antialias" in inspect.signature(cls).parameters
+def crop(out: tuple[int, int], antialias: bool) -> da.RandomResizedCrop:
+    """diffaug's RandomResizedCrop, antialiasing on or off (bilinear, as Kornia's rows)."""
+    return da.RandomResizedCrop(out, antialias=antialias)
 
 
-def _crop(out: tuple[int, int], antialias: bool) -> torch.nn.Module | None:
-    """diffaug's RandomResizedCrop with antialiasing on or off (``None`` if this version cannot)."""
-    import diffaug as da
-
-    if _has_antialias(da.RandomResizedCrop):
-        return da.RandomResizedCrop(out, antialias=antialias)  # type: ignore[call-arg]
-    return None if antialias else da.RandomResizedCrop(out)
-
-
-def _pipeline(out: tuple[int, int], antialias: bool = False) -> torch.nn.Module | None:
-    """diffaug's three-op pipeline, when the transforms exist in this version."""
-    import diffaug as da
-
-    names = ("Compose", "RandomHorizontalFlip", "RandomAffine")
-    crop = _crop(out, antialias)
-    if crop is None or not all(hasattr(da, n) for n in names):
-        return None
-    steps = [crop, da.RandomHorizontalFlip(), da.RandomAffine(degrees=10, p=1.0)]  # type: ignore[attr-defined]
-    if _has_antialias(da.Compose):  # type: ignore[attr-defined]
-        return da.Compose(steps, antialias=antialias)  # type: ignore[attr-defined]
-    return da.Compose(steps)  # type: ignore[attr-defined]
+def pipeline(out: tuple[int, int], antialias: bool = False) -> torch.nn.Module:
+    """diffaug's three-op pipeline, fused into one bilinear warp."""
+    steps = [crop(out, antialias), da.RandomHorizontalFlip(), da.RandomAffine(degrees=10, p=1.0)]
+    return da.Compose(steps, interpolation="bilinear", antialias=antialias)
 
 
 def _kornia() -> Any:
@@ -166,12 +171,10 @@ def _kornia() -> Any:
 
 def _crop_thetas(case: Case, device: torch.device, count: int = 16) -> list[Tensor]:
     """Thetas of diffaug's RandomResizedCrop law, drawn once: the bare kernel's inputs."""
-    import diffaug as da
-
-    crop = da.RandomResizedCrop(case.out)
     images = torch.empty(case.shape, device=device, dtype=case.dtype)
     generator = torch.Generator(device=device).manual_seed(0)
-    return [crop.make_params(images, generator=generator).theta.to(case.dtype) for _ in range(count)]
+    law = crop(case.out, antialias=False)
+    return [law.make_params(images, generator=generator).theta.to(case.dtype) for _ in range(count)]
 
 
 def _bare_row(case: Case, device: torch.device) -> Row:
@@ -188,7 +191,7 @@ def _bare_row(case: Case, device: torch.device) -> Row:
 
 
 def _copy_row(case: Case, device: torch.device) -> Row:
-    src = torch.rand(case.batch, case.channels, *case.out, device=device, dtype=case.dtype)
+    src = torch.rand(case.batch, case.channels, *case.out, device=device)
     dst = torch.empty_like(src)
 
     def copy(images: Tensor) -> Tensor:
@@ -197,62 +200,128 @@ def _copy_row(case: Case, device: torch.device) -> Row:
     return Row(COPY, copy, backward=False, bytes_moved=2 * src.numel() * src.element_size())
 
 
-def _torchvision_row(case: Case, antialias: bool) -> Row | None:
+def _torchvision_rows(case: Case) -> tuple[list[Row], list[str]]:
     try:
         import torchvision.transforms.v2 as v2
     except ImportError:
-        return None
-    transform = v2.RandomResizedCrop(list(case.out), antialias=antialias)
+        return [], ["torchvision rows: torchvision is not installed"]
+    rows = []
+    for antialias in (True, False):
+        transform = v2.RandomResizedCrop(list(case.out), antialias=antialias)
 
-    def per_sample(images: Tensor) -> Tensor:
-        # torchvision draws one crop per call: a per-sample crop needs a Python loop.
-        return torch.stack([transform(image) for image in images])
+        def per_sample(images: Tensor, transform: Any = transform) -> Tensor:
+            # torchvision draws one crop per call: a per-sample crop needs a Python loop.
+            return torch.stack([transform(image) for image in images])
 
-    return Row(TV_AA if antialias else TV_NOAA, per_sample)
+        rows.append(Row(TV_AA if antialias else TV_NOAA, per_sample))
+    return rows, []
 
 
-def build_rows(case: Case, device: torch.device, only: Sequence[str] | None = None) -> tuple[list[Row], list[str]]:
-    """The rows of one case, and notes on rows left out."""
+def geometric_rows(case: Case, device: torch.device, compile_: bool = False) -> tuple[list[Row], list[str]]:
+    """The crop and pipeline cases' rows: diffaug, Kornia, torchvision, the bare kernel, the copy."""
+    rows = [Row(RRC, crop(case.out, False).to(device)), Row(RRC_AA, crop(case.out, True).to(device))]
+    rows += [Row(PIPE, pipeline(case.out, False).to(device)), Row(PIPE_AA, pipeline(case.out, True).to(device))]
     notes: list[str] = []
-    rows: list[Row] = []
-    crop = _crop(case.out, antialias=False)
-    assert crop is not None
-    rows.append(Row(RRC, crop.to(device)))
-    crop_aa = _crop(case.out, antialias=True)
-    if crop_aa is None:
-        notes.append(f"{RRC_AA}: this version of diffaug has no antialias option")
-    else:
-        rows.append(Row(RRC_AA, crop_aa.to(device)))
-    if case.tag != "antialias":
-        for name, antialias in ((PIPE, False), (PIPE_AA, True)):
-            pipeline = _pipeline(case.out, antialias)
-            if pipeline is None:
-                notes.append(f"{name}: Compose/RandomHorizontalFlip/RandomAffine (or antialias) are not in this diffaug")
-            else:
-                rows.append(Row(name, pipeline.to(device)))
     K = _kornia()
     if K is None:
         notes.append("Kornia rows: kornia is not installed")
-    elif case.tag != "antialias":
-        size = case.out
-        rows.append(Row(K_SLICE, K.RandomResizedCrop(size).to(device)))
-        rows.append(Row(K_RESAMPLE, K.RandomResizedCrop(size, cropping_mode="resample").to(device)))
+    else:
+        rows.append(Row(K_SLICE, K.RandomResizedCrop(case.out).to(device)))
+        rows.append(Row(K_RESAMPLE, K.RandomResizedCrop(case.out, cropping_mode="resample").to(device)))
         for name, mode in ((K_SEQ, "slice"), (K_SEQ_RESAMPLE, "resample")):
             seq = K.AugmentationSequential(
-                K.RandomResizedCrop(size, cropping_mode=mode), K.RandomHorizontalFlip(), K.RandomAffine(degrees=10, p=1.0)
+                K.RandomResizedCrop(case.out, cropping_mode=mode), K.RandomHorizontalFlip(), K.RandomAffine(degrees=10, p=1.0)
             )
             rows.append(Row(name, seq.to(device)))
-    for antialias in (True, False):
-        row = _torchvision_row(case, antialias)
-        if row is None:
-            notes.append("torchvision rows: torchvision is not installed")
-            break
-        rows.append(row)
-    rows.append(_bare_row(case, device))
-    rows.append(_copy_row(case, device))
-    if only:
-        rows = [r for r in rows if any(o.lower() in r.name.lower() for o in only)]
-    return rows, notes
+    tv_rows, tv_notes = _torchvision_rows(case)
+    rows += [*tv_rows, _bare_row(case, device), _copy_row(case, device)]
+    return rows, notes + tv_notes
+
+
+def antialias_rows(case: Case, device: torch.device, compile_: bool = False) -> tuple[list[Row], list[str]]:
+    """The antialiasing case's rows: the crop with and without it, torchvision's, the kernel, the copy."""
+    rows = [Row(RRC, crop(case.out, False).to(device)), Row(RRC_AA, crop(case.out, True).to(device))]
+    tv_rows, notes = _torchvision_rows(case)
+    return [*rows, *tv_rows, _bare_row(case, device), _copy_row(case, device)], notes
+
+
+def normalised_pipeline(pipeline: torch.nn.Module, dtype: torch.dtype, device: torch.device) -> Callable[[Tensor], Tensor]:
+    """uint8 images -> pipeline -> ``(x / 255 - mean) / std`` in ``dtype``: a data loader's last step."""
+    mean = torch.tensor(_MEAN, device=device).view(1, 3, 1, 1) * 255.0
+    inv_std = 1.0 / (torch.tensor(_STD, device=device).view(1, 3, 1, 1) * 255.0)
+
+    def run(images: Tensor) -> Tensor:
+        warped = pipeline(images.to(torch.float32))
+        return ((warped - mean) * inv_std).to(dtype)
+
+    return run
+
+
+def uint8_rows(case: Case, device: torch.device, compile_: bool = True) -> tuple[list[Row], list[str]]:
+    """uint8 in, the pipeline, normalised float32 / bfloat16 out, eager (and compiled), and the float copy."""
+    warp = pipeline(case.out).to(device)
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        name = str(dtype).replace("torch.", "")
+        fn = normalised_pipeline(warp, dtype, device)
+        rows.append(Row(f"uint8 -> {name} normalised, eager", fn, backward=False))
+        if compile_:
+            compiled = torch.compile(fn, fullgraph=True)
+            rows.append(Row(f"uint8 -> {name} normalised, compiled", compiled, backward=False))
+    return [*rows, _copy_row(case, device)], []
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+def geometric_goals(shape: tuple[int, int, int, int]) -> tuple[Goal, ...]:
+    """The crop and pipeline goals of a float32 case of ``shape`` (forward times unless said)."""
+    small = shape[0] * shape[2] * shape[3] <= 8 * 32 * 32
+    goals = [
+        # Small inputs: per-call overhead decides, measured against Kornia's default crop.
+        Goal("crop <= 0.5x Kornia default crop (fwd)", RRC, K_SLICE, 0.5)
+        if small
+        else Goal("crop <= 1.25x bare affine_grid+grid_sample (fwd)", RRC, BARE, 1.25),
+        Goal("crop <= 1x Kornia resample crop (fwd)", RRC, K_RESAMPLE, 1.0),
+        Goal("crop <= 1x Kornia resample crop (fwd+bwd)", RRC, K_RESAMPLE, 1.0, key="fwdbwd_ms"),
+        Goal("pipeline <= 0.45x Kornia Sequential (fwd)", PIPE, K_SEQ, 0.45),
+        Goal("pipeline <= 0.45x Kornia Sequential, resample crop (fwd)", PIPE, K_SEQ_RESAMPLE, 0.45),
+        Goal("pipeline <= 1/3 Kornia Sequential (fwd)", PIPE, K_SEQ, 1 / 3, devices=("cuda",)),
+    ]
+    if shape == (64, 3, 224, 224):
+        goals.append(Goal("pipeline <= 0.4x Kornia Sequential, resample crop (fwd)", PIPE, K_SEQ_RESAMPLE, 0.4))
+    if shape == (256, 3, 224, 224):
+        goals.append(Goal("pipeline <= 2x the copy floor (fwd)", PIPE, COPY, 2.0, devices=("cuda",)))
+    return tuple(goals)
+
+
+def geometric_case(batch: int, channels: int, height: int, width: int, out: tuple[int, int]) -> Case:
+    """A float32 crop and pipeline case (``--cases`` builds these too)."""
+    return Case(batch, channels, height, width, out, goals=geometric_goals((batch, channels, height, width)))
+
+
+def antialias_case() -> Case:
+    """Shrinking 448 -> 224: what antialiasing costs."""
+    goal = Goal("antialiased crop <= 2x crop (fwd)", RRC_AA, RRC, 2.0)
+    return Case(64, 3, 448, 448, (224, 224), tag="antialias", rows=antialias_rows, goals=(goal,))
+
+
+def uint8_case(device_type: str) -> Case:
+    """A data loader's last step: uint8 images, the pipeline, normalised floats (no gradients)."""
+    batch = 256 if device_type == "cuda" else 64
+    return Case(batch, 3, 224, 224, (224, 224), dtype=torch.uint8, tag="uint8 in", rows=uint8_rows, backward=False)
+
+
+def default_cases(device_type: str) -> list[Case]:
+    """The suite: three crop and pipeline cases (four on a GPU), the antialiasing case, the uint8 case (GPU)."""
+    cases = [geometric_case(8, 3, 32, 32, (32, 32)), geometric_case(64, 3, 224, 224, (224, 224))]
+    cases.append(geometric_case(256, 3, 64, 64, (64, 64)))
+    if device_type != "cpu":
+        cases.append(geometric_case(256, 3, 224, 224, (224, 224)))
+    cases.append(antialias_case())
+    if device_type != "cpu":
+        cases.append(uint8_case(device_type))
+    return cases
 
 
 # ----------------------------------------------------------------------------- timing
@@ -297,11 +366,14 @@ def _forward_backward(row: Row, images: Tensor, grad: Tensor) -> Callable[[], ob
     return step
 
 
-def peak_memory(fn: Callable[[], object], device: torch.device) -> float:
+def peak_memory(fn: Callable[[], object], device: torch.device) -> float | None:
     """Peak memory allocated while ``fn`` runs, above what was allocated before, in MiB.
 
     CUDA: the caching allocator's peak statistic. CPU: the profiler's allocation records, each of
-    which carries the allocator's running total.
+    which carries the allocator's running total. torch has no public API for that total (the
+    public events attribute allocations to whole ops, which misses peaks inside a call by up to 2x
+    on the suite's rows), so the CPU path reads the profiler's event tree, a private API; if a torch
+    release changes it, the column reads n/a instead of the suite failing.
     """
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -310,20 +382,26 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> float:
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
 
+    try:
+        from torch._C._profiler import _EventType
+    except ImportError:
+        return None
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     records: list[tuple[int, int, int]] = []
-    stack = list(prof.profiler.kineto_results.experimental_event_tree())  # type: ignore[union-attr]
-    while stack:
-        node = stack.pop()
-        if node.tag == _EventType.Allocation:
-            fields = node.extra_fields
-            if fields.device.type == "cpu":
-                records.append((node.start_time_ns, fields.alloc_size, fields.total_allocated))
-        stack.extend(node.children)
+    try:
+        stack = list(prof.profiler.kineto_results.experimental_event_tree())  # type: ignore[union-attr]
+        while stack:
+            node = stack.pop()
+            if node.tag == _EventType.Allocation:
+                fields = node.extra_fields
+                if fields.device.type == "cpu":
+                    records.append((node.start_time_ns, fields.alloc_size, fields.total_allocated))
+            stack.extend(node.children)
+    except AttributeError:
+        return None
     if not records:
         return 0.0
     records.sort()
@@ -340,14 +418,15 @@ def measure(
     warmup: int,
     backward: bool = True,
     memory: bool = True,
-    make_input: Callable[[], Tensor] | None = None,
     min_time: float = 0.0,
 ) -> list[Result]:
     """Median times of every row on one case, rows interleaved in a fresh random order each round.
 
     ``repeats`` rounds, or more (up to 20x) when that many take less than ``min_time`` seconds.
+    Forward + backward and peak memory only where ``backward`` and the case has gradients.
     """
-    images = torch.rand(case.shape, device=device, dtype=case.dtype) if make_input is None else make_input()
+    images = case.make_input(device)
+    backward = backward and case.backward
     results = {row.name: Result(row.name, note=row.note) for row in rows}
     grad_images = images.detach().clone().requires_grad_(images.is_floating_point())
     grads: dict[str, Tensor] = {}
@@ -414,40 +493,6 @@ def _add_throughput(results: Sequence[Result], case: Case, device: torch.device,
     return copy_gbs
 
 
-# ----------------------------------------------------------------------------- uint8 case
-
-
-def normalised_pipeline(pipeline: torch.nn.Module, dtype: torch.dtype, device: torch.device) -> Callable[[Tensor], Tensor]:
-    """uint8 images -> pipeline -> ``(x / 255 - mean) / std`` in ``dtype``: a data loader's last step."""
-    mean = torch.tensor(_MEAN, device=device).view(1, 3, 1, 1) * 255.0
-    inv_std = 1.0 / (torch.tensor(_STD, device=device).view(1, 3, 1, 1) * 255.0)
-
-    def run(images: Tensor) -> Tensor:
-        warped = pipeline(images.to(torch.float32))
-        return ((warped - mean) * inv_std).to(dtype)
-
-    return run
-
-
-def uint8_rows(case: Case, device: torch.device, compile_: bool) -> tuple[list[Row], list[str]]:
-    pipeline = _pipeline(case.out)
-    notes = []
-    if pipeline is None:
-        notes.append("uint8 case: the pipeline transforms are not in this version; RandomResizedCrop alone is used")
-        pipeline = _crop(case.out, antialias=False)
-        assert pipeline is not None
-    pipeline = pipeline.to(device)
-    rows = []
-    for dtype in (torch.float32, torch.bfloat16):
-        name = str(dtype).replace("torch.", "")
-        fn = normalised_pipeline(pipeline, dtype, device)
-        rows.append(Row(f"uint8 -> {name} normalised, eager", fn, backward=False))
-        if compile_:
-            compiled = torch.compile(fn, fullgraph=True)
-            rows.append(Row(f"uint8 -> {name} normalised, compiled", compiled, backward=False))
-    return rows, notes
-
-
 # ----------------------------------------------------------------------------- report
 
 
@@ -489,59 +534,43 @@ def _table(results: Sequence[Result], cuda: bool, copy_gbs: float | None) -> str
 
 
 @dataclasses.dataclass
-class Goal:
-    text: str
+class Met:
+    """A goal read from one run: its ratio (``None`` if a row is missing) against its limit."""
+
+    goal: Goal
     case: str
     ratio: float | None
-    limit: float
 
     @property
     def met(self) -> bool | None:
-        return None if self.ratio is None else self.ratio <= self.limit
+        return None if self.ratio is None else self.ratio <= self.goal.limit
 
 
-def goals(report: list[dict[str, Any]], device: str) -> list[Goal]:
-    """The issue's goals, evaluated on the ratios of this run (forward times)."""
-    out: list[Goal] = []
+@dataclasses.dataclass
+class Measured:
+    """One case's results in a run."""
+
+    case: Case
+    results: list[Result]
+    notes: list[str] = dataclasses.field(default_factory=list)
+    copy_gbs: float | None = None
+
+
+def evaluate(report: Sequence[Measured], device_type: str) -> list[Met]:
+    """Each case's goals set for ``device_type``, read from the times of this run."""
+    out = []
     for entry in report:
-        case: Case = entry["case_obj"]
-        r = {x.name: x for x in entry["results"]}
-        if case.tag == "antialias":
-            if device == "cpu":
-                ratio = _ratio(r[RRC_AA].fwd_ms, r[RRC].fwd_ms) if RRC_AA in r and RRC in r else None
-                out.append(Goal("antialiased crop <= 2x crop (fwd)", case.name, ratio, 2.0))
-            continue
-        if case.tag:
-            continue
-
-        def both(name: str, key: str, r: dict[str, Result] = r) -> float | None:
-            return getattr(r[name], key) if name in r else None
-
-        def fwd(name: str) -> float | None:
-            return both(name, "fwd_ms")
-
-        small = case.batch * case.height * case.width <= 8 * 32 * 32
-        if device == "cpu":
-            if small:
-                out.append(Goal("crop <= 0.3x Kornia default crop (fwd)", case.name, _ratio(fwd(RRC), fwd(K_SLICE)), 0.3))
-            else:
-                out.append(Goal("crop <= 1.25x bare affine_grid+grid_sample (fwd)", case.name, _ratio(fwd(RRC), fwd(BARE)), 1.25))
-            for key, label in (("fwd_ms", "fwd"), ("fwdbwd_ms", "fwd+bwd")):
-                ratio = _ratio(both(RRC, key), both(K_RESAMPLE, key))
-                out.append(Goal(f"crop <= 1x Kornia resample crop ({label})", case.name, ratio, 1.0))
-            out.append(Goal("pipeline <= 0.45x Kornia Sequential (fwd)", case.name, _ratio(fwd(PIPE), fwd(K_SEQ)), 0.45))
-            vs_resample = _ratio(fwd(PIPE), fwd(K_SEQ_RESAMPLE))
-            out.append(Goal("pipeline <= 0.45x Kornia Sequential, resample crop (fwd)", case.name, vs_resample, 0.45))
-            if case.shape == (64, 3, 224, 224):
-                out.append(Goal("pipeline <= 0.4x Kornia Sequential, resample crop (fwd)", case.name, vs_resample, 0.4))
-        else:
-            if case.shape == (256, 3, 224, 224):
-                out.append(Goal("pipeline <= 2x the copy floor (fwd)", case.name, _ratio(fwd(PIPE), fwd(COPY)), 2.0))
-            out.append(Goal("pipeline <= 1/3 Kornia Sequential (fwd)", case.name, _ratio(fwd(PIPE), fwd(K_SEQ)), 1 / 3))
+        by_name = {r.name: r for r in entry.results}
+        for goal in entry.case.goals:
+            if device_type not in goal.devices:
+                continue
+            row, peer = by_name.get(goal.row), by_name.get(goal.peer)
+            ratio = _ratio(getattr(row, goal.key), getattr(peer, goal.key)) if row and peer else None
+            out.append(Met(goal, entry.case.name, ratio))
     return out
 
 
-def plot(report: list[dict[str, Any]], path: Path, title: str) -> bool:
+def plot(report: Sequence[Measured], path: Path, title: str) -> bool:
     """Horizontal bars per case (log time axis): forward and forward + backward per row."""
     try:
         import matplotlib
@@ -550,11 +579,11 @@ def plot(report: list[dict[str, Any]], path: Path, title: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    entries = [e for e in report if e["results"]]
-    height = 2.2 + 0.42 * max(len(e["results"]) for e in entries) * len(entries)
+    entries = [e for e in report if e.results]
+    height = 2.2 + 0.42 * max(len(e.results) for e in entries) * len(entries)
     fig, axes = plt.subplots(len(entries), 1, figsize=(9, height), squeeze=False)
     for ax, entry in zip(axes[:, 0], entries, strict=True):
-        results = entry["results"][::-1]
+        results = entry.results[::-1]
         ys = range(len(results))
         fwd = [r.fwd_ms or 0.0 for r in results]
         fb = [r.fwdbwd_ms or 0.0 for r in results]
@@ -563,7 +592,7 @@ def plot(report: list[dict[str, Any]], path: Path, title: str) -> bool:
         ax.set_yticks(list(ys))
         ax.set_yticklabels([r.name for r in results], fontsize=8)
         ax.set_xscale("log")
-        ax.set_title(entry["case_obj"].name, fontsize=9)
+        ax.set_title(entry.case.name, fontsize=9)
         ax.set_xlabel("median ms (log scale)", fontsize=8)
         ax.grid(axis="x", which="both", alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="lower right")
@@ -629,12 +658,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rows", default=None, help="comma-separated substrings: keep only rows whose name contains one")
     parser.add_argument(
-        "--antialias", choices=("auto", "on", "off"), default="auto", help="the 448->224 case (auto: on without --cases)"
+        "--antialias",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the 448->224 case (auto: in the suite, not with --cases)",
     )
     parser.add_argument(
-        "--uint8", choices=("auto", "on", "off"), default="auto", help="the uint8 -> normalised case (auto: on for cuda only)"
+        "--uint8",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the uint8 -> normalised case (auto: in the suite on cuda, not with --cases)",
     )
     parser.add_argument("--no-compile", action="store_true", help="uint8 case: eager rows only")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 if a goal is missed or cannot be read")
 
 
 def _parse_cases(text: str) -> list[Case]:
@@ -645,7 +681,7 @@ def _parse_cases(text: str) -> list[Case]:
         if len(dims) != 4 or not out:
             raise ValueError(f"--cases: expected 'B,C,H,W->h' or 'B,C,H,W->h,w', got {part!r}")
         sides = [int(v) for v in out.split(",")]
-        cases.append(Case(dims[0], dims[1], dims[2], dims[3], out=(sides[0], sides[-1])))
+        cases.append(geometric_case(dims[0], dims[1], dims[2], dims[3], out=(sides[0], sides[-1])))
     return cases
 
 
@@ -662,45 +698,39 @@ def run(args: argparse.Namespace) -> int:
         print("--repeats must be >= 1 and --warmup >= 0", file=sys.stderr)
         return 2
     cuda = device.type == "cuda"
-    only = [s.strip() for s in args.rows.split(",")] if args.rows else None
-    cases = _parse_cases(args.cases) if args.cases else default_cases(device.type)
-    import diffaug as da
-
-    if args.antialias == "on" or (args.antialias == "auto" and not args.cases and _has_antialias(da.RandomResizedCrop)):
-        cases.append(antialias_case())
+    only = [s.strip().lower() for s in args.rows.split(",")] if args.rows else None
+    try:
+        cases = _parse_cases(args.cases) if args.cases else default_cases(device.type)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    # --antialias / --uint8: "auto" keeps what the cases above have (none of them with --cases).
+    for choice, extra in ((args.antialias, antialias_case()), (args.uint8, uint8_case(device.type))):
+        if choice == "off":
+            cases = [c for c in cases if c.tag != extra.tag]
+        elif choice == "on" and all(c.tag != extra.tag for c in cases):
+            cases.append(extra)
     env = _environment(device)
     torch.manual_seed(0)
 
-    report: list[dict[str, Any]] = []
+    report: list[Measured] = []
     for case in cases:
         print(f"[bench] {case.name}", file=sys.stderr, flush=True)
-        rows, notes = build_rows(case, device, only)
+        rows, notes = case.rows(case, device, not args.no_compile)
+        if only:
+            rows = [r for r in rows if any(o in r.name.lower() for o in only)]
+        if not rows:
+            continue
         results = measure(
             rows, case, device, repeats, warmup, backward=not args.no_backward, memory=not args.no_memory, min_time=min_time
         )
         copy_gbs = _add_throughput(results, case, device, repeats) if cuda else None
-        report.append({"case_obj": case, "results": results, "notes": notes, "copy_gbs": copy_gbs})
-
-    uint8 = args.uint8 == "on" or (args.uint8 == "auto" and cuda)
-    if uint8:
-        batch = 256 if cuda else 64
-        big = Case(batch, 3, 224, 224, (224, 224), dtype=torch.uint8, tag="uint8 in")
-        print(f"[bench] {big.name}", file=sys.stderr, flush=True)
-        rows, notes = uint8_rows(big, device, compile_=not args.no_compile)
-        rows.append(_copy_row(dataclasses.replace(big, dtype=torch.float32), device))
-
-        def make_input() -> Tensor:
-            return torch.randint(0, 256, big.shape, device=device, dtype=torch.uint8)
-
-        results = measure(rows, big, device, repeats, warmup, backward=False, memory=False, make_input=make_input)
-        copy_gbs = _add_throughput(results, big, device, repeats) if cuda else None
-        report.append({"case_obj": big, "results": results, "notes": notes, "copy_gbs": copy_gbs})
+        report.append(Measured(case, results, notes, copy_gbs))
 
     if hasattr(os, "getloadavg"):
         env["load_after"] = list(os.getloadavg())
-    goal_list = goals(report, device.type)
-    text = _markdown(report, goal_list, env, cuda)
-    print(text)
+    met = evaluate(report, device.type)
+    print(_markdown(report, met, env, cuda))
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -709,31 +739,35 @@ def run(args: argparse.Namespace) -> int:
         "settings": {"repeats": repeats, "warmup": warmup, "min_time": min_time, "backward": not args.no_backward},
         "cases": [
             {
-                "case": e["case_obj"].name,
-                "shape": list(e["case_obj"].shape),
-                "out": list(e["case_obj"].out),
-                "dtype": str(e["case_obj"].dtype),
-                "copy_gbs": e["copy_gbs"],
-                "notes": e["notes"],
-                "rows": [dataclasses.asdict(r) for r in e["results"]],
+                "case": e.case.name,
+                "shape": list(e.case.shape),
+                "out": list(e.case.out),
+                "dtype": str(e.case.dtype),
+                "copy_gbs": e.copy_gbs,
+                "notes": e.notes,
+                "rows": [dataclasses.asdict(r) for r in e.results],
             }
             for e in report
         ],
-        "goals": [{"goal": g.text, "case": g.case, "ratio": g.ratio, "limit": g.limit, "met": g.met} for g in goal_list],
+        "goals": [{"goal": m.goal.text, "case": m.case, "ratio": m.ratio, "limit": m.goal.limit, "met": m.met} for m in met],
     }
     (out / "bench.json").write_text(json.dumps(payload, indent=1))
     wrote = [str(out / "bench.json")]
-    if not args.no_plot:
+    if not args.no_plot and report:
         title = f"diffaug bench, {env.get('gpu') or env['cpu']}, torch {env['torch']}, {env['threads']} threads"
         if plot(report, out / "bench.png", title):
             wrote.append(str(out / "bench.png"))
         else:
             print("[bench] matplotlib is not installed: no plot", file=sys.stderr)
     print(f"[bench] wrote {', '.join(wrote)}", file=sys.stderr)
+    missed = [m for m in met if not m.met]
+    if args.check and missed:
+        print(f"[bench] {len(missed)} goal(s) missed or not read: {'; '.join(m.goal.text for m in missed)}", file=sys.stderr)
+        return 1
     return 0
 
 
-def _markdown(report: list[dict[str, Any]], goal_list: list[Goal], env: dict[str, Any], cuda: bool) -> str:
+def _markdown(report: Sequence[Measured], met: Sequence[Met], env: dict[str, Any], cuda: bool) -> str:
     where = env.get("gpu") or f"{env['cpu']}, {env['threads']} threads"
     lines = [
         f"## diffaug bench: {where}",
@@ -742,16 +776,16 @@ def _markdown(report: list[dict[str, Any]], goal_list: list[Goal], env: dict[str
         "median of timed calls, rows interleaved. Ratios are diffaug's time divided by the row's (below 1: diffaug is faster).",
     ]
     for entry in report:
-        lines += ["", f"### {entry['case_obj'].name}", "", _table(entry["results"], cuda, entry["copy_gbs"])]
-        if entry["copy_gbs"]:
-            lines.append(f"\nDevice-to-device copy: {entry['copy_gbs']:.0f} GB/s.")
-        for note in entry["notes"]:
+        lines += ["", f"### {entry.case.name}", "", _table(entry.results, cuda, entry.copy_gbs)]
+        if entry.copy_gbs:
+            lines.append(f"\nDevice-to-device copy: {entry.copy_gbs:.0f} GB/s.")
+        for note in entry.notes:
             lines.append(f"\n- left out: {note}")
-    if goal_list:
+    if met:
         lines += ["", "### Goals", "", "| goal | case | ratio | limit | met |", "|---|---|---|---|---|"]
-        for g in goal_list:
-            met = "n/a" if g.met is None else ("yes" if g.met else "**no**")
-            lines.append(f"| {g.text} | {g.case} | {_fmt(g.ratio)} | {g.limit:.3g} | {met} |")
+        for m in met:
+            verdict = "n/a" if m.met is None else ("yes" if m.met else "**no**")
+            lines.append(f"| {m.goal.text} | {m.case} | {_fmt(m.ratio)} | {m.goal.limit:.3g} | {verdict} |")
     return "\n".join(lines)
 
 
