@@ -27,8 +27,10 @@ def _axis_cover(low: Tensor, high: Tensor, length: int) -> Tensor:
     """``(B, length)``: the length of ``[low, high]`` inside each unit cell ``[k, k + 1)``."""
     edges = _constants.memo(("mixing-edges", length), low, lambda: torch.arange(length, device=low.device, dtype=low.dtype))
     zero, one = _constants.values(0.0, low), _constants.values(1.0, low)
-    # |[k, k + 1) n (-inf, x]| = ramp(x - k); the overlap with [low, high] is the difference (0 for an empty box).
-    return torch.maximum(_ramp(high - edges, zero, one) - _ramp(low - edges, zero, one), zero)
+    # |[k, k + 1) n (-inf, x]| = ramp(x - k); the overlap with [low, high] is the difference, never negative
+    # once a reversed box is made empty (high raised to low; a clamp of the difference would add ties at 0).
+    high = torch.maximum(high, low)
+    return _ramp(high - edges, zero, one) - _ramp(low - edges, zero, one)
 
 
 def box_cover(boxes: Tensor, size: tuple[int, int], weight: Tensor | None = None) -> Tensor:
