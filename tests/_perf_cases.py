@@ -106,6 +106,28 @@ def cases() -> list[Case]:
         Case("MultiCrop", _multicrop, output=_views, reads_cpu_values=True),
         Case("Policy", lambda: Policy(num_subpolicies=2, depth=1), learnable=True),
         Case("Policy-resized", lambda: Policy(num_subpolicies=1, depth=1, size=OUT, hard=False), learnable=True),
+        Case("ColorJitter", lambda: da.ColorJitter(0.4, 0.4, 0.4, 0.1)),
+        Case("ColorJitter-fused-learnable", lambda: da.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8, fused=True, learnable=True), learnable=True),
+        Case("RandomPhotometricDistort", lambda: da.RandomPhotometricDistort()),
+        Case("RandomPhotometricDistort-fused", lambda: da.RandomPhotometricDistort(fused=True)),
+        Case("RandomChannelPermutation", lambda: da.RandomChannelPermutation(p=0.5)),
+        Case("Grayscale", lambda: da.Grayscale(3, p=0.5)),
+        Case("RandomGrayscale", lambda: da.RandomGrayscale(p=0.5)),
+        Case("RGB", lambda: da.RGB()),
+        Case("RandomInvert", lambda: da.RandomInvert()),
+        Case("Normalize", lambda: da.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], p=0.5)),
+        Case("ToDtype", lambda: da.ToDtype(torch.float64, scale=True)),
+        Case("GaussianBlur", lambda: da.GaussianBlur(5, sigma=(0.1, 2.0), p=0.5)),
+        Case("GaussianBlur-learnable", lambda: da.GaussianBlur((3, 5), p=0.5, learnable=True), learnable=True),
+        Case("GaussianNoise", lambda: da.GaussianNoise(sigma=(0.05, 0.2))),
+        Case("GaussianNoise-learnable", lambda: da.GaussianNoise(p=0.5, learnable=True), learnable=True),
+        Case("RandomPosterize", lambda: da.RandomPosterize(3)),
+        Case("RandomSolarize", lambda: da.RandomSolarize(0.5)),
+        Case("RandomSolarize-learnable", lambda: da.RandomSolarize(0.5, learnable=True), learnable=True),
+        Case("RandomAdjustSharpness", lambda: da.RandomAdjustSharpness(2.0)),
+        Case("RandomAdjustSharpness-learnable", lambda: da.RandomAdjustSharpness(2.0, learnable=True), learnable=True),
+        Case("RandomAutocontrast", lambda: da.RandomAutocontrast()),
+        Case("RandomEqualize", lambda: da.RandomEqualize()),
     ]
     return out
 
@@ -117,7 +139,7 @@ def exported_transforms() -> set[str]:
     for name in da.__all__:
         obj = getattr(da, name)
         is_module = isinstance(obj, type) and issubclass(obj, nn.Module)
-        if is_module and hasattr(obj, "make_params") and obj is not da.GeometricTransform:
+        if is_module and hasattr(obj, "make_params") and obj not in (da.GeometricTransform, da.ColourTransform):
             names.add(name)
     return names | {"Policy"}
 

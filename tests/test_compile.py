@@ -27,7 +27,7 @@ from tests._perf_cases import OUT, SIZE, cases, covered, exported_transforms
 CASES = cases()
 IDS = [case.name for case in CASES]
 # Transforms whose output does not depend on random draws.
-DETERMINISTIC = {"CenterCrop", "Resize", "BoxCrop", "BoxCrop-batch_index"}
+DETERMINISTIC = {"CenterCrop", "Resize", "BoxCrop", "BoxCrop-batch_index", "RGB", "ToDtype"}
 
 
 def _fresh() -> None:
