@@ -107,7 +107,11 @@ def cases() -> list[Case]:
         Case("Policy", lambda: Policy(num_subpolicies=2, depth=1), learnable=True),
         Case("Policy-resized", lambda: Policy(num_subpolicies=1, depth=1, size=OUT, hard=False), learnable=True),
         Case("ColorJitter", lambda: da.ColorJitter(0.4, 0.4, 0.4, 0.1)),
-        Case("ColorJitter-fused-learnable", lambda: da.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8, fused=True, learnable=True), learnable=True),
+        Case(
+            "ColorJitter-fused-learnable",
+            lambda: da.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8, fused=True, learnable=True),
+            learnable=True,
+        ),
         Case("RandomPhotometricDistort", lambda: da.RandomPhotometricDistort()),
         Case("RandomPhotometricDistort-fused", lambda: da.RandomPhotometricDistort(fused=True)),
         Case("RandomChannelPermutation", lambda: da.RandomChannelPermutation(p=0.5)),
