@@ -4,7 +4,8 @@
   normalised) and matrix helpers;
 * :mod:`diffaug.functional.warp`: images + theta -> images (``warp``, ``crop``);
 * :mod:`diffaug.functional.targets`: boxes, keypoints and masks through the same theta;
-* :mod:`diffaug.functional.colour`: per-sample colour matrices and the one colour pass.
+* :mod:`diffaug.functional.colour`: per-sample colour matrices and the one colour pass;
+* :mod:`diffaug.functional.pixel`: blur, noise, posterize, solarize, sharpness, autocontrast, equalize.
 """
 
 from diffaug.functional.colour import (
@@ -51,6 +52,19 @@ from diffaug.functional.geometry import (
     translate_matrix,
 )
 from diffaug.functional.mixing import box_area_fraction, box_cover, cutmix, erase, mix_labels, mixup, one_hot
+from diffaug.functional.pixel import (
+    adjust_sharpness,
+    autocontrast,
+    blur_matrix,
+    check_kernel_size,
+    equalize,
+    gaussian_blur,
+    gaussian_kernel1d,
+    gaussian_noise,
+    posterize,
+    solarize,
+    solarize_surrogate,
+)
 from diffaug.functional.targets import (
     forward_pixel_matrix,
     inverse_theta,
@@ -63,6 +77,17 @@ from diffaug.functional.targets import (
 from diffaug.functional.warp import compute_dtype, crop, warp
 
 __all__ = [
+    "adjust_sharpness",
+    "autocontrast",
+    "blur_matrix",
+    "check_kernel_size",
+    "equalize",
+    "gaussian_blur",
+    "gaussian_kernel1d",
+    "gaussian_noise",
+    "posterize",
+    "solarize",
+    "solarize_surrogate",
     "GRAY_WEIGHTS",
     "adjust_hue",
     "apply_colour",

@@ -30,8 +30,26 @@ from diffaug.transforms.geometric import (
 )
 from diffaug.transforms.mixing import CutMix, ErasingParams, MixParams, MixUp, RandomErasing
 from diffaug.transforms.multicrop import MultiCrop, MultiCropParams
+from diffaug.transforms.pixel import (
+    GaussianBlur,
+    GaussianNoise,
+    PixelParams,
+    RandomAdjustSharpness,
+    RandomAutocontrast,
+    RandomEqualize,
+    RandomPosterize,
+    RandomSolarize,
+)
 
 __all__ = [
+    "GaussianBlur",
+    "GaussianNoise",
+    "PixelParams",
+    "RandomAdjustSharpness",
+    "RandomAutocontrast",
+    "RandomEqualize",
+    "RandomPosterize",
+    "RandomSolarize",
     "ColourParams",
     "JitterParams",
     "ColourTransform",
