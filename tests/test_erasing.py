@@ -168,6 +168,12 @@ def test_probability_and_single_images() -> None:
     assert torch.equal(da.RandomErasing(p=0.0)(single), single)
 
 
+def test_targets_pass_through_unchanged() -> None:
+    images, boxes = torch.rand(2, 3, 16, 16), torch.tensor([[[1.0, 2.0, 5.0, 6.0]], [[0.0, 0.0, 3.0, 3.0]]])
+    result = da.RandomErasing(p=1.0, value=2.0)(images, boxes=boxes)
+    assert torch.equal(result["boxes"], boxes) and bool((result["images"] == 2.0).any())
+
+
 def test_inplace_writes_into_the_images() -> None:
     images = torch.rand(4, 3, 16, 16)
     expected = da.RandomErasing(p=1.0)

@@ -69,7 +69,8 @@ class RandomErasing(RandomTransform):
     continuous positions), so the boxes are smooth functions of the ``scale`` and ``ratio``
     bounds and gradients reach them through the soft box edges.
 
-    Targets (boxes, masks, keypoints) are not changed: erasing hides pixels without moving anything.
+    Targets (boxes, masks, keypoints, in any call form of :class:`RandomTransform`) are returned
+    unchanged, as torchvision passes them through: erasing hides pixels without moving anything.
 
     Args:
         p: probability that a sample is erased.
@@ -179,9 +180,6 @@ class RandomErasing(RandomTransform):
             return images.lerp_(target.to(images.dtype), cover)
         return mixing_f.erase(images, params.boxes, value, weight)
 
-    def forward(self, images: Tensor) -> Tensor:  # type: ignore[override]
-        return self.transform(images, self.make_params(images))
-
     def _check_channels(self, channels: int) -> None:
         if self.value is not None and len(self.value) not in (1, channels):
             raise ValueError(f"value must have 1 value or one per channel ({channels}), got {len(self.value)}: {self.value}")
@@ -287,12 +285,13 @@ class _Mixing(RandomTransform):
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> MixParams:
         raise NotImplementedError  # pragma: no cover - every subclass defines it
 
-    def forward(self, *inputs: Any) -> Any:  # type: ignore[override]  # torchvision's call: (images, labels)
+    def forward(self, *inputs: Any, generator: torch.Generator | None = None) -> Any:  # type: ignore[override]
         """``(images, labels)`` -> ``(mixed images, soft labels (B, num_classes))``, as torchvision's.
 
         The images are the first input (of a tuple or list given as one argument or as several);
         the labels are the second, or what a callable ``labels_getter`` returns from the inputs.
         Other inputs pass through unchanged; torchvision boxes, masks and keypoints are refused.
+        ``generator`` (keyword-only) draws the params from it.
         """
         sample = inputs if len(inputs) > 1 else inputs[0]
         if isinstance(sample, Tensor):
@@ -310,7 +309,7 @@ class _Mixing(RandomTransform):
         if images.ndim != 4:
             raise ValueError(f"images must be a batch (B, C, H, W) to mix, got {tuple(images.shape)}")
         self._check_labels(labels, images.shape[0], images.device)
-        params = self.make_params(images)
+        params = self.make_params(images, generator=generator)
         out: list[Any] = list(sample)
         out[0] = self.transform(images, params)
         mixed = self.transform_labels(labels, params)
