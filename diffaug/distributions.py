@@ -148,7 +148,19 @@ class Range(nn.Module):
         return low + (high - low) * noise
 
     def extra_repr(self) -> str:
-        low, high = (float(v) for v in self.bounds())
+        """The bounds to 4 significant digits; a learnable bound at its domain's edge shows as the edge.
+
+        A learnable bound given on the edge of a bounded domain (``scale=(0.08, 1.0)``) is kept
+        ``1e-3`` of the domain's width inside it (the sigmoid reaches the edge only at infinity);
+        within that margin (and float32's rounding of it) it is shown as the edge it stands for:
+        ``1``, not ``0.999``.
+        """
+        with torch.no_grad():  # display only: no autograd graph, no warning about reading a parameter
+            low, high = (float(v) for v in self.bounds())
+        a, b = self.domain
+        if self.raw is not None and math.isfinite(b) and not self.log:
+            margin = 1.01 * _EDGE * (b - a)
+            low, high = (a if v - a <= margin else b if b - v <= margin else v for v in (low, high))
         return f"[{low:.4g}, {high:.4g}], log={self.log}, learnable={self.learnable}"
 
 
