@@ -444,7 +444,7 @@ def adjust_hue(images: Tensor, factor: Tensor) -> Tensor:
         factor: ``(B,)`` in ``[-0.5, 0.5]`` (a turn is 1).
 
     Returns:
-        images of the same shape and dtype (``uint8`` truncated, as torchvision's conversion back).
+        images of the same shape and dtype (``uint8`` converted back as torchvision's ``to_dtype(scale=True)``).
 
     Example:
         >>> import torch
@@ -466,5 +466,7 @@ def adjust_hue(images: Tensor, factor: Tensor) -> Tensor:
     hsv = torch.stack([hsv[:, 0] + shift, hsv[:, 1], hsv[:, 2]], dim=1)
     out = hsv_to_rgb(hsv)
     if bound != 1.0:
-        return (out * bound).clamp(0.0, bound).floor().to(images.dtype)
+        # Back to uint8 as torchvision's scaled conversion does: times (255 + 1 - 1e-3), truncated, so a
+        # value that the HSV round trip leaves just under an integer keeps its level.
+        return (out * (bound + 1 - 1e-3)).floor().clamp(0.0, bound).to(images.dtype)
     return out.to(images.dtype)
