@@ -154,3 +154,16 @@ def test_version_names_the_package_and_torch(capsys):
     assert capsys.readouterr().out.strip() == f"diffaug {diffaug.__version__} (torch {torch.__version__})"
     result = subprocess.run([sys.executable, "-m", "diffaug.cli", "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("diffaug ")
+
+
+def test_search_shows_progress_for_both_phases(capsys):
+    """The refinement phase (a grid of candidates after the gradient steps) has its own bar, not minutes of silence."""
+    from diffaug.search.search import SearchConfig, search
+
+    small = dict(steps=3, batch=8, targets=16, size=16, source_size=16, sources=2)
+    search(SearchConfig(target_scale=(0.3, 0.6), **small), progress=True)
+    err = capsys.readouterr().err
+    assert "search: gradient" in err and "/3 " in err
+    assert "search: refinement" in err and "/84 " in err  # 2 rounds x 2 bounds x 21 candidates
+    search(SearchConfig(target_scale=(0.3, 0.6), **small), progress=False)
+    assert capsys.readouterr().err == ""

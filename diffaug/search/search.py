@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -368,6 +369,7 @@ def _polish_scale(
     sources: Tensor,
     columns: list[tuple[int, int]],
     config: SearchConfig,
+    progress: bool = False,
 ) -> list[float]:
     """Refine the scale bounds by a derivative-free coordinate search on a tail-sensitive distance.
 
@@ -395,6 +397,9 @@ def _polish_scale(
     crop = next(op for op in ops if isinstance(op, RandomResizedCrop))
     others = [op for op in ops if op is not crop]
     images = sources[torch.arange(count) % config.sources]
+    rounds = ((0.1, 0.2), (0.025, 0.05))
+    # A bar over every candidate scored (two grids of 21 per round): this phase is most of a run's time.
+    bar = _progress_bar(progress, 2 * 21 * len(rounds), "refinement")
 
     def loss(low: float, high: float) -> float:
         fixed = Range((low, high), domain=crop.scale.domain, learnable=True)
@@ -403,20 +408,33 @@ def _polish_scale(
             crop.scale.raw.copy_(fixed.raw)
         # The same generator seed for every candidate: common random numbers.
         out = _features_in_chunks([crop, *others], images, torch.Generator().manual_seed(config.seed + 2), columns)
+        if bar is not None:
+            bar.update()
         return float(_anderson_darling(out, reference))
 
     # The statistic's expectation between two samples of one law is about (1/n + 1/N) per column.
     tolerance = PLATEAU * (1.0 / count + 1.0 / (4 * count)) * len(columns)
     low, high = bounds
     # Two rounds, the second on a 4x finer grid around the first's result.
-    for low_reach, high_reach in ((0.1, 0.2), (0.025, 0.05)):
+    for low_reach, high_reach in rounds:
         # The lower bound first: it is sharply identified, while the flat score near scale 1 lets a
         # wrong lower bound pull the upper one (the two trade off through the bulk of the law).
         grid = torch.linspace(max(0.01, low - low_reach), min(low + low_reach, high - 0.02), 21).tolist()
         low = _plateau_choice(grid, [loss(lo, high) for lo in grid], tolerance, low)
         grid = torch.linspace(max(low + 0.02, high - high_reach), min(1.0, high + high_reach), 21).tolist()
         high = _plateau_choice(grid, [loss(low, h) for h in grid], tolerance, high)
+    if bar is not None:
+        bar.close()
     return [low, high]
+
+
+def _progress_bar(show: bool, total: int | None, phase: str) -> Any:
+    """A tqdm bar on stderr for one phase of the search, or ``None`` when not shown."""
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"search: {phase}", file=sys.stderr, leave=False)
 
 
 def _plateau_choice(grid: list[float], scores: list[float], tolerance: float, current: float) -> float:
@@ -497,12 +515,8 @@ def search(config: SearchConfig, progress: bool = False) -> dict[str, object]:
         matcher = QuantileMatcher(target, config.batch, generator, unbiased=config.matcher == "quantile-unbiased")
 
     history: dict[str, list[list[float]]] = {name: [] for name in _learned(ops)}
-    steps = range(config.steps)
-    if progress:
-        from tqdm import tqdm
-
-        steps = tqdm(steps, desc="search", file=sys.stderr, leave=False)
-    for _ in steps:
+    bar = _progress_bar(progress, config.steps, "gradient")
+    for _ in range(config.steps):
         pick = torch.randint(0, config.sources, (config.batch,), generator=generator)
         loss = matcher(_columns_of(features(_apply(ops, sources[pick], generator)), columns))
         optimiser.zero_grad(set_to_none=True)
@@ -512,11 +526,15 @@ def search(config: SearchConfig, progress: bool = False) -> dict[str, object]:
         with torch.no_grad():
             for name, bounds in _learned(ops).items():
                 history[name].append(bounds)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
 
     tail = max(1, int(round(config.average * config.steps)))
     learned = {name: torch.tensor(values[-tail:]).mean(0).tolist() for name, values in history.items()}
     if config.polish and config.target_scale is not None:
-        learned["scale"] = _polish_scale(ops, hidden, learned["scale"], sources, columns, config)
+        learned["scale"] = _polish_scale(ops, hidden, learned["scale"], sources, columns, config, progress)
     target_values: dict[str, list[float]] = {}
     if config.target_scale is not None:
         target_values["scale"] = list(config.target_scale)
