@@ -171,7 +171,7 @@ class Policy(GeometricTransform):
     Shapes:
         ``(B, C, H, W) -> (B, C, h, w)``; ``(C, H, W) -> (C, h, w)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> policy = Policy(num_subpolicies=2, depth=2)
         >>> images = torch.rand(4, 3, 16, 16)
@@ -256,7 +256,7 @@ class Policy(GeometricTransform):
     def describe(self) -> list[list[list[dict[str, object]]]]:
         """The policy as plain data: per sub-policy, per stage, each operation's choice probability, ``p`` and ranges.
 
-        Example:
+        Examples:
             >>> policy = Policy(num_subpolicies=1, depth=1)
             >>> sorted(policy.describe()[0][0][0])
             ['op', 'p', 'ranges', 'weight']
