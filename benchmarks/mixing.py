@@ -1,0 +1,94 @@
+"""MixUp, CutMix and RandomErasing against a RandomResizedCrop of the same batch.
+
+Run from a checkout: ``python benchmarks/mixing.py`` (defaults: a (64, 3, 224, 224) float32
+batch, ``diffaug.RandomResizedCrop(224)``, 21 rounds). Each round times every case once, in
+turn, so that a busy CPU slows them alike; the table gives each case's median time and its
+ratio to the crop's median (and the median of the per-round ratios). The numbers quoted in
+``docs/mixing.md`` come from this script.
+
+Cases, each a full forward call (params drawn, images changed, labels mixed):
+
+* ``RandomResizedCrop(224)``: the reference;
+* ``MixUp`` / ``CutMix`` with 1000 classes and integer labels;
+* ``RandomErasing(p=1)``;
+* ``clone``: ``images.clone()``, the cost of writing one new batch-sized tensor (a floor for any
+  transform that returns new images);
+* ``MixUp.make_params`` / ``CutMix.make_params``: the per-sample draws alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import diffaug as da  # noqa: E402
+
+
+def cases(images: torch.Tensor, labels: torch.Tensor, size: int) -> dict[str, Callable[[], object]]:
+    crop = da.RandomResizedCrop(size)
+    mixup, cutmix = da.MixUp(num_classes=1000), da.CutMix(num_classes=1000)
+    erasing = da.RandomErasing(p=1.0)
+    return {
+        f"RandomResizedCrop({size})": lambda: crop(images),
+        "MixUp": lambda: mixup(images, labels),
+        "CutMix": lambda: cutmix(images, labels),
+        "RandomErasing(p=1)": lambda: erasing(images),
+        "clone": lambda: images.clone(),
+        "MixUp.make_params": lambda: mixup.make_params(images),
+        "CutMix.make_params": lambda: cutmix.make_params(images),
+    }
+
+
+def run(batch: int, size: int, rounds: int, warmup: int) -> str:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 3, size, size, generator=generator)
+    labels = torch.randint(0, 1000, (batch,), generator=generator)
+    timed = cases(images, labels, size)
+    for fn in timed.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in timed}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for name, fn in timed.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    reference = next(iter(timed))
+    lines = [
+        f"({batch}, 3, {size}, {size}) float32, {torch.get_num_threads()} threads, {rounds} rounds, torch {torch.__version__}",
+        "",
+        "| case | median ms | / crop (medians) | / crop (median of per-round ratios) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    crop_median = statistics.median(times[reference])
+    for name, values in times.items():
+        ratios = [value / crop for value, crop in zip(values, times[reference], strict=True)]
+        median = statistics.median(values)
+        lines.append(f"| {name} | {median * 1e3:.2f} | {median / crop_median:.3f} | {statistics.median(ratios):.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print(run(args.batch, args.size, args.rounds, args.warmup))
+
+
+if __name__ == "__main__":
+    main()
