@@ -326,7 +326,14 @@ def compose_colour(first: Tensor, second: Tensor, channels: int) -> Tensor:
     return torch.cat([linear, mean, offset], dim=-1)
 
 
-def apply_colour(images: Tensor, matrix: Tensor, *, dtype: torch.dtype | None = None, clamp: bool = False) -> Tensor:
+def apply_colour(
+    images: Tensor,
+    matrix: Tensor,
+    *,
+    dtype: torch.dtype | None = None,
+    clamp: bool = False,
+    bounds: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """Apply a colour matrix to every pixel: one pass over the images (plus a mean for the mean form).
 
     Args:
@@ -337,6 +344,9 @@ def apply_colour(images: Tensor, matrix: Tensor, *, dtype: torch.dtype | None = 
         clamp: clamp to the output dtype's valid range (``[0, 1]``, ``[0, 255]``), as torchvision does
             after each adjustment. Integer outputs are always clamped, then truncated (torchvision's
             rounding for ``uint8`` colour adjustments).
+        bounds: per-sample, per-channel ``(low, high)``, each ``(B, C_out)`` in the output's unit
+            range, to clamp to instead: a clamp carried through later per-channel maps (a
+            fused pipeline's ``Normalize`` after a clamping jitter).
 
     Returns:
         ``(B, C_out, H, W)`` of ``dtype``, channels-last if the images are. Computed in float32
@@ -379,6 +389,10 @@ def apply_colour(images: Tensor, matrix: Tensor, *, dtype: torch.dtype | None = 
     else:
         pixels = x.reshape(batch, channels, height * width)
         out = torch.baddbmm(offset.unsqueeze(-1), linear, pixels).view(batch, c_out, height, width)
+    if bounds is not None:
+        low, high = (bound.to(work) * out_range for bound in bounds)
+        shape = (batch, c_out, 1, 1)
+        out = torch.minimum(torch.maximum(out, low.reshape(shape)), high.reshape(shape))
     if out_dtype.is_floating_point:
         if clamp:
             out = out.clamp(0.0, out_range)

@@ -64,6 +64,8 @@ class ColourParams:
             matrix (``ColorJitter`` in its exact mode).
         dtype: the output dtype (``ToDtype``), ``None`` for the images' own.
         clamp: whether the output is clamped to the valid range after the matrix.
+        diagonal: the matrix scales each channel by a positive gain and shifts it (``Normalize``,
+            ``ToDtype``): a clamp before it can be carried through it (``Compose`` fuses across it).
 
     Example:
         >>> import torch, diffaug as da
@@ -77,6 +79,7 @@ class ColourParams:
     colour: Tensor | None = None
     dtype: torch.dtype | None = None
     clamp: bool = False
+    diagonal: bool = False
 
 
 @dataclasses.dataclass
@@ -338,7 +341,17 @@ class ColorJitter(ColourTransform):
         if self.fused:
             colour = self._fused_matrix(factors, order, channels, applied)
         brightness, contrast, saturation, hue = factors
-        return JitterParams(applied, channels, colour, None, True, brightness, contrast, saturation, hue, order)
+        return JitterParams(
+            applied,
+            channels,
+            colour,
+            clamp=True,
+            brightness=brightness,
+            contrast=contrast,
+            saturation=saturation,
+            hue=hue,
+            order=order,
+        )
 
     def _fused_matrix(self, factors: Sequence[Tensor | None], order: Tensor, channels: int, applied: Tensor) -> Tensor:
         matrices = _op_matrices(factors, channels, applied.shape[0], applied, fused_hue=True)
@@ -746,7 +759,7 @@ class Normalize(ColourTransform):
         matrix = daf.normalize_matrix(mean, std, batch)
         if not self.always:
             matrix = _select(applied, matrix, daf.colour_identity(batch, channels, images.device, applied.dtype))
-        return ColourParams(applied, channels, matrix)
+        return ColourParams(applied, channels, matrix, diagonal=True)
 
     def colour_pass(self, images: Tensor, params: ColourParams) -> Tensor:
         if not images.is_floating_point():
@@ -796,7 +809,7 @@ class ToDtype(ColourTransform):
         batch, channels, applied = self._setup(images, generator)
         gain = 1.0 if self.scale else daf.value_range(images.dtype) / daf.value_range(self.dtype)
         matrix = daf.gain_matrix(torch.full((batch,), gain, device=images.device, dtype=applied.dtype), channels)
-        return ColourParams(applied, channels, matrix, dtype=self.dtype)
+        return ColourParams(applied, channels, matrix, dtype=self.dtype, diagonal=True)
 
     def colour_pass(self, images: Tensor, params: ColourParams) -> Tensor:
         if images.dtype == self.dtype:

@@ -333,7 +333,10 @@ class Compose(nn.Sequential):
         pending = params.batch_index  # gathers the images once, at the first warp (or before a non-geometric step)
         run: list[tuple[nn.Module, Any]] = []
         out = images
+        colour: list[Any] = []  # a run of steps with colour matrices: multiplied, applied in one pass
         for index, (step, step_params) in enumerate(zip(self, params.steps, strict=True)):
+            if colour and not _joins_colour_run(colour, step_params):
+                out, colour = _colour_pass(out, colour), []
             if is_geometric(step_params):
                 run.append((step, step_params))
                 continue
@@ -341,7 +344,12 @@ class Compose(nn.Sequential):
                 out, pending, run = self._warp_run(out, run, pending), None, []
             if pending is not None:
                 out, pending = out[pending], None
+            if getattr(step_params, "colour", None) is not None:
+                colour.append(step_params)
+                continue
             out = _pixel_step(out, step, step_params, index)
+        if colour:
+            out = _colour_pass(out, colour)
         if run:
             out, pending = self._warp_run(out, run, pending), None
         if pending is not None:
@@ -393,6 +401,32 @@ def _pixel_step(images: Tensor, step: nn.Module, params: Any, index: int) -> Ten
             "only geometric steps (params with theta) may change it inside Compose"
         )
     return out
+
+
+def _joins_colour_run(run: list[Any], params: Any) -> bool:
+    """A step with a colour matrix joins the run, unless a clamp in the run would have to pass a map that mixes channels."""
+    if getattr(params, "colour", None) is None:
+        return False
+    return bool(getattr(params, "diagonal", False)) or not any(getattr(p, "clamp", False) for p in run)
+
+
+def _colour_pass(images: Tensor, run: list[Any]) -> Tensor:
+    """A run of colour steps as ONE pass over the pixels: the matrices multiplied in order, the last clamp
+    carried through the per-channel maps after it (``diagonal`` params), the last step's dtype."""
+    channels = images.shape[-3]
+    matrix, bounds, dtype = run[0].colour, None, images.dtype
+    for position, params in enumerate(run):
+        colour = params.colour
+        if position:
+            matrix = daf.compose_colour(matrix, colour, channels)
+        if bounds is not None:  # a positive per-channel gain and offset move the bounds, keep their order
+            gain, offset = colour[..., : colour.shape[-2]].diagonal(dim1=-2, dim2=-1), colour[..., -1]
+            bounds = (gain * bounds[0] + offset, gain * bounds[1] + offset)
+        if getattr(params, "clamp", False):
+            low = colour.new_zeros(colour.shape[:-1])
+            bounds = (low, low + 1)
+        dtype = getattr(params, "dtype", None) or dtype
+    return daf.apply_colour(images, matrix, dtype=dtype, bounds=bounds)
 
 
 def _leaves(modules: Sequence[nn.Module]) -> Iterator[nn.Module]:
