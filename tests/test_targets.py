@@ -11,6 +11,7 @@ from torchvision import tv_tensors
 
 import diffaug as da
 from diffaug.functional import targets as T
+from diffaug.transforms.targets import inverse, transform_targets
 
 SIZE = 48
 
@@ -293,3 +294,127 @@ def test_gradcheck_of_boxes_and_keypoints_in_theta():
     points = torch.tensor([[[2.5, 3.5], [6.0, 1.0]]], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda b, t: T.transform_boxes(b, t, (10, 12), (8, 9), clip=False)[0], (boxes, theta))
     assert torch.autograd.gradcheck(lambda p, t: T.transform_keypoints(p, t, (10, 12), (8, 9))[0], (points, theta))
+
+
+# ---------------------------------------------------------------- one call convention for every transform
+SINGLE_STEPS = {
+    "flip": lambda: da.RandomHorizontalFlip(),
+    "rrc": lambda: da.RandomResizedCrop(20, scale=(0.3, 1.0)),
+    "affine": lambda: da.RandomAffine(20, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=5, interpolation="bilinear"),
+    "rotation": lambda: da.RandomRotation(30),
+    "resize": lambda: da.Resize((20, 28)),
+    "centercrop": lambda: da.CenterCrop(18),
+    "randomcrop": lambda: da.RandomCrop(20, padding=2),
+}
+
+
+@pytest.mark.parametrize("name", list(SINGLE_STEPS))
+def test_a_single_transform_moves_targets_as_a_one_step_pipeline(name):
+    step = SINGLE_STEPS[name]()
+    generator = torch.Generator().manual_seed(4)
+    images = torch.rand(3, 1, 24, 32, generator=generator)
+    boxes = random_boxes(generator)[:3] * 0.5
+    labels = torch.randint(0, 4, (3, 24, 32), generator=generator)
+    points = torch.rand(3, 5, 2, generator=generator) * torch.tensor([32.0, 24.0])
+    targets = dict(boxes=boxes, masks=labels, keypoints=points)
+    alone = step(images, generator=torch.Generator().manual_seed(9), **targets)
+    piped = da.Compose([step])(images, generator=torch.Generator().manual_seed(9), **targets)
+    assert sorted(alone) == sorted(piped) == ["boxes", "boxes_valid", "images", "keypoints", "keypoints_visible", "masks"]
+    for key in alone:
+        torch.testing.assert_close(alone[key], piped[key], rtol=0, atol=1e-5)
+    params = step.make_params(images, generator=torch.Generator().manual_seed(9))
+    moved = transform_targets(params, keypoints=points)["keypoints"]
+    torch.testing.assert_close(moved, alone["keypoints"], rtol=0, atol=0)
+    torch.testing.assert_close(inverse({"keypoints": moved}, params)["keypoints"], points, rtol=0, atol=1e-3)
+
+
+def test_single_transforms_move_tv_tensors_like_torchvision():
+    import torchvision.transforms.v2 as v2
+
+    canvas = (20, 30)
+    image = tv_tensors.Image(torch.rand(3, *canvas))
+    boxes = tv_tensors.BoundingBoxes([[3.0, 4.0, 10.0, 12.0], [0.0, 5.0, 30.0, 7.0]], format="XYWH", canvas_size=canvas)
+    mask = tv_tensors.Mask(torch.randint(0, 3, canvas))
+    points = tv_tensors.KeyPoints([[3.0, 4.0], [10.0, 12.0]], canvas_size=canvas)
+    ours = da.RandomHorizontalFlip(p=1.0)(image, boxes, mask, points)
+    theirs = v2.RandomHorizontalFlip(p=1.0)(image, boxes, mask, points)
+    assert [type(t) for t in ours] == [type(t) for t in theirs]
+    for a, b in zip(ours[1:], theirs[1:], strict=True):
+        torch.testing.assert_close(a.as_subclass(torch.Tensor), b.as_subclass(torch.Tensor), rtol=0, atol=1e-4)
+    # Boxes only: torchvision resizes KeyPoints as continuous coordinates (x * scale) but flips them as
+    # pixel indices (W - 1 - x); diffaug follows the flips' convention, so its resized points differ by half a pixel.
+    resized = da.Resize((10, 15))(image, boxes)
+    reference = v2.Resize((10, 15))(image, boxes)
+    assert resized[1].canvas_size == reference[1].canvas_size == (10, 15)
+    torch.testing.assert_close(resized[1].as_subclass(torch.Tensor), reference[1].as_subclass(torch.Tensor), rtol=0, atol=1e-4)
+
+
+CALLABLES = {
+    "transform": lambda: da.RandomAffine(10, interpolation="bilinear"),
+    "pipeline": lambda: da.Compose([da.RandomResizedCrop(8), da.ColorJitter(0.3), da.RandomHorizontalFlip()]),
+    "colour": lambda: da.ColorJitter(0.4, 0.4),
+}
+
+
+@pytest.mark.parametrize("name", list(CALLABLES))
+def test_each_call_form_returns_its_one_documented_type(name):
+    module = CALLABLES[name]()
+    images = torch.rand(2, 3, 16, 16)
+    plain = module(images)
+    assert type(plain) is torch.Tensor and plain.shape[:2] == (2, 3)
+    image = tv_tensors.Image(images[0])
+    assert type(module(image)) is tv_tensors.Image
+    boxes = tv_tensors.BoundingBoxes([[1.0, 1.0, 9.0, 9.0]], format="XYXY", canvas_size=(16, 16))
+    as_tuple = module(image, boxes, tv_tensors.Mask(torch.zeros(16, 16, dtype=torch.long)))
+    assert type(as_tuple) is tuple and [type(t) for t in as_tuple] == [
+        tv_tensors.Image,
+        tv_tensors.BoundingBoxes,
+        tv_tensors.Mask,
+    ]
+    as_dict = module(images, boxes=torch.zeros(2, 1, 4) + torch.tensor([1.0, 1.0, 9.0, 9.0]), mask_fill=255)
+    assert type(as_dict) is dict and sorted(as_dict) == ["boxes", "boxes_valid", "images"]
+    with pytest.raises(TypeError, match="'labels'.*boxes="):
+        module(images, labels=torch.zeros(2))
+    with pytest.raises(ValueError, match="not both"):
+        module(image, boxes, boxes=torch.zeros(1, 4))
+
+
+def test_colour_transforms_leave_targets_unchanged():
+    jitter = da.ColorJitter(0.5, 0.5, 0.5)
+    images = torch.rand(2, 3, 16, 16)
+    boxes = torch.tensor([[[1.0, 2.0, 30.0, 9.0], [0.0, 0.0, 0.0, 0.0]]]).expand(2, 2, 4)
+    box_mask = torch.tensor([[True, False], [True, True]])
+    points = torch.tensor([[[-3.0, 4.0]], [[5.0, 6.0]]])
+    labels = torch.randint(0, 3, (2, 16, 16))
+    out = jitter(images, boxes=boxes, box_mask=box_mask, keypoints=points, masks=labels)
+    assert out["boxes"] is boxes and out["masks"] is labels and out["keypoints"] is points
+    assert torch.equal(out["boxes_valid"], box_mask) and out["keypoints_visible"].all()
+    assert not torch.equal(out["images"], images)
+    params = jitter.make_params(images)
+    assert inverse(out, params)["boxes"] is boxes  # nothing moved: nothing to undo
+    image = tv_tensors.Image(images[0])
+    tv_boxes = tv_tensors.BoundingBoxes([[1.0, 2.0, 8.0, 9.0]], format="CXCYWH", canvas_size=(16, 16))
+    assert jitter(image, tv_boxes)[1] is tv_boxes
+
+
+def test_box_crop_inside_compose_takes_crop_boxes():
+    images = torch.rand(2, 3, 32, 32)
+    crop_boxes = torch.tensor([[4.0, 8.0, 20.0, 24.0], [0.5, 1.5, 30.0, 12.0]])
+    pipe = da.Compose([da.BoxCrop(8), da.RandomHorizontalFlip(p=1.0)])
+    fused = pipe(images, crop_boxes=crop_boxes)
+    torch.testing.assert_close(fused, da.BoxCrop(8)(images, crop_boxes).flip(-1), rtol=0, atol=1e-5)
+    # Targets follow the crop: a point inside a box lands where the box's frame puts it, then flipped.
+    points = torch.tensor([[[12.0, 16.0]], [[15.25, 6.75]]])
+    out = pipe(images, crop_boxes=crop_boxes, keypoints=points)
+    width, height = crop_boxes[:, 2] - crop_boxes[:, 0], crop_boxes[:, 3] - crop_boxes[:, 1]
+    x = (points[:, 0, 0] - crop_boxes[:, 0]) * 8 / width
+    y = (points[:, 0, 1] - crop_boxes[:, 1]) * 8 / height
+    torch.testing.assert_close(out["keypoints"][:, 0], torch.stack([8 - x, y], -1), rtol=0, atol=1e-4)
+    one = pipe(images[1], crop_boxes=crop_boxes[1])
+    torch.testing.assert_close(one, fused[1], rtol=0, atol=1e-6)
+    with pytest.raises(TypeError, match="crop_boxes"):
+        pipe(images)
+    with pytest.raises(ValueError, match="crop_boxes"):
+        da.Compose([da.RandomHorizontalFlip()])(images, crop_boxes=crop_boxes)
+    compiled = torch.compile(pipe, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(images, crop_boxes=crop_boxes), fused, rtol=0, atol=0)
