@@ -339,7 +339,7 @@ def test_antialias_with_nearest_is_an_error():
     with pytest.raises(ValueError, match="antialias"):
         daf.warp(images, torch.eye(2, 3).unsqueeze(0), 4, mode="nearest", antialias=True)
     with pytest.raises(ValueError, match="antialias"):
-        da.RandomResizedCrop(4, mode="nearest", antialias=True)
+        da.RandomResizedCrop(4, interpolation="nearest", antialias=True)
     # nearest without antialias stays available (labels, masks).
     assert daf.crop(images, torch.tensor([[0.0, 0.0, 8.0, 8.0]]), 4, mode="nearest").shape == (1, 1, 4, 4)
 
@@ -356,13 +356,13 @@ def test_antialias_must_be_a_bool(value):
 @pytest.mark.parametrize("cls", [da.RandomResizedCrop, da.Resize, da.BoxCrop])
 def test_antialias_none_is_torchvisions_default_on_unless_nearest(cls):
     assert cls(8, antialias=None).antialias is True
-    assert cls(8, mode="nearest", antialias=None).antialias is False
-    assert cls(8, mode="nearest", antialias=False).antialias is False
+    assert cls(8, interpolation="nearest", antialias=None).antialias is False
+    assert cls(8, interpolation="nearest", antialias=False).antialias is False
     with pytest.raises(ValueError, match="antialias"):
-        cls(8, mode="nearest", antialias=True)
-    # The defaults: on for the two torchvision antialiases by default, off for BoxCrop.
-    assert cls(8).antialias is (cls is not da.BoxCrop)
-    assert cls(8, mode="nearest").antialias is False
+        cls(8, interpolation="nearest", antialias=True)
+    # The defaults: on, as every transform that can shrink (tests/test_signatures.py covers them all).
+    assert cls(8).antialias is True
+    assert cls(8, interpolation="nearest").antialias is False
 
 
 # --------------------------------------------------------------------------- helpers
@@ -460,7 +460,9 @@ def test_one_pixel_wide_levels_are_resized_along_their_height(height, width, out
         (lambda: da.RandomResizedCrop(32), 48, True),  # up to 1.5x
         (lambda: da.Resize(64), 32, False),
         (lambda: da.Resize(16), 32, True),
-        (lambda: da.RandomAffine(degrees=0, antialias=True), 32, True),  # unbounded: scale, shear
+        (lambda: da.RandomAffine(degrees=30, interpolation="bilinear"), 32, False),  # rotations keep lengths
+        (lambda: da.RandomAffine(degrees=0, scale=(0.5, 1.0), interpolation="bilinear"), 32, True),  # up to 2x
+        (lambda: da.RandomAffine(degrees=0, shear=10, interpolation="bilinear"), 32, True),  # unbounded: shear
     ],
 )
 def test_transforms_whose_shapes_bound_the_shrink_skip_the_filter_exactly(monkeypatch, make, in_size, filtered):
