@@ -143,8 +143,8 @@ def transform_targets(params: Any, *, inverse: bool = False, batched: bool | Non
         ``"keypoints_visible"`` (visible and on the canvas).
 
     Raises:
-        TypeError: an unknown keyword. ValueError: malformed or non-finite targets, params with
-        a ``batch_index``.
+        TypeError: an unknown keyword.
+        ValueError: malformed or non-finite targets; params with a ``batch_index``.
 
     Example:
         >>> import torch, diffaug as da
