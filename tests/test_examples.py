@@ -48,12 +48,15 @@ def test_example_runs_as_a_script(name, tmp_path):
 
 
 def test_train_step_learns_and_trains_the_crop():
+    """The example learns its task (discs against squares), and gradients reach the crop's range."""
     train_step = _load("train_step.py")
-    result = train_step.main(
-        ["--steps", "6", "--batch", "8", "--side", "24", "--size", "16", "--workers", "0", "--device", "cpu", "--learnable"]
-    )
-    assert math.isfinite(result["loss"])
-    assert 0.0 <= result["accuracy"] <= 1.0
+    args = ["--steps", "300", "--batch", "32", "--side", "24", "--size", "16", "--workers", "0", "--device", "cpu"]
+    result = train_step.main([*args, "--learnable", "--seed", "0"])
+    assert math.isfinite(result["loss"]) and result["loss"] < 0.4  # log 2 = 0.69 is guessing
+    # Chance is the larger class's share of the 256 test images (about one half); seeds 0-2 reach 0.89-0.99.
+    labels = train_step.Shapes(256, 24, seed=1).labels.float()
+    chance = max(labels.mean().item(), 1 - labels.mean().item())
+    assert result["accuracy"] >= chance + 0.25, (result["accuracy"], chance)
     # The crop's scale bounds started at (0.35, 1.0) and moved: gradients reached them through the warp.
     assert (result["scale_low"], result["scale_high"]) != pytest.approx((0.35, 1.0), abs=1e-6)
 
