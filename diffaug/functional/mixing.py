@@ -55,13 +55,19 @@ def box_cover(boxes: Tensor, size: tuple[int, int], weight: Tensor | None = None
         tensor([[0.5000, 0.0000],
                 [0.5000, 0.0000]])
     """
+    cover_y, cover_x = _axis_covers(boxes, size, weight)
+    return (cover_y * cover_x).unsqueeze(1)
+
+
+def _axis_covers(boxes: Tensor, size: tuple[int, int], weight: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``(B, H, 1)`` and ``(B, 1, W)``: the cover's two factors (the weight folded into the first)."""
     height, width = size
     x1, y1, x2, y2 = boxes.unbind(-1)
     cover_y = _axis_cover(y1.unsqueeze(-1), y2.unsqueeze(-1), height)
     cover_x = _axis_cover(x1.unsqueeze(-1), x2.unsqueeze(-1), width)
     if weight is not None:
         cover_y = cover_y * weight.to(cover_y).unsqueeze(-1)
-    return (cover_y.unsqueeze(-1) * cover_x.unsqueeze(-2)).unsqueeze(1)
+    return cover_y.unsqueeze(-1), cover_x.unsqueeze(-2)
 
 
 def box_area_fraction(boxes: Tensor, size: tuple[int, int]) -> Tensor:
@@ -183,9 +189,10 @@ def cutmix(images: Tensor, partner: Tensor, boxes: Tensor, weight: Tensor | None
     if boxes.shape != (images.shape[0], 4):
         raise ValueError(f"boxes must have shape (B, 4) = ({images.shape[0]}, 4), one per image, got {tuple(boxes.shape)}")
     compute = images.dtype if images.is_floating_point() else torch.float32
-    cover = box_cover(boxes.to(compute), (images.shape[-2], images.shape[-1]), weight)
+    cover_y, cover_x = _axis_covers(boxes.to(compute), (images.shape[-2], images.shape[-1]), weight)
+    own = torch.addcmul(_constants.values(1.0, cover_y), cover_y, cover_x, value=-1).unsqueeze(1)  # 1 - cover, one pass
     # The partner's pixels blended towards the sample's own outside the box: one batch-sized temporary.
-    return _blend(images[partner], images, 1 - cover, scratch=True)
+    return _blend(images[partner], images, own, scratch=True)
 
 
 def one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
