@@ -64,11 +64,13 @@ def _box_index_extra(images: Tensor) -> dict[str, Any]:
 
 
 def _pipeline() -> nn.Module:
-    return da.Compose([da.RandomResizedCrop(OUT), da.RandomHorizontalFlip(), da.RandomAffine(degrees=10, translate=(0.1, 0.1))])
+    return da.Compose(
+        [da.RandomResizedCrop(OUT), da.RandomHorizontalFlip(), da.RandomAffine(10, (0.1, 0.1), None, None, "bilinear")]
+    )
 
 
 def _nested_pipeline() -> nn.Module:
-    inner = da.Compose([da.RandomHorizontalFlip(p=0.5, learnable=True), da.RandomRotation(20, learnable=True)])
+    inner = da.Compose([da.RandomHorizontalFlip(p=0.5, learnable=True), da.RandomRotation(20, "bilinear", learnable=True)])
     return da.Compose([da.RandomResizedCrop(OUT, learnable=True, p=0.7), inner])
 
 
@@ -92,10 +94,14 @@ def cases() -> list[Case]:
         Case("BoxCrop-batch_index", lambda: da.BoxCrop(OUT), extra=_box_index_extra, reads_cpu_values=True),
         Case("RandomHorizontalFlip", lambda: da.RandomHorizontalFlip()),
         Case("RandomVerticalFlip-learnable", lambda: da.RandomVerticalFlip(p=0.5, learnable=True), learnable=True),
-        Case("RandomAffine", lambda: da.RandomAffine(degrees=15, translate=(0.1, 0.2), scale=(0.8, 1.2), shear=(-5, 5, -3, 3))),
-        Case("RandomAffine-learnable", lambda: da.RandomAffine(15, scale=(0.8, 1.2), learnable=True, p=0.8), learnable=True),
-        Case("RandomRotation", lambda: da.RandomRotation(30, padding_mode="reflection")),
-        Case("RandomRotation-expand-fill", lambda: da.RandomRotation(30, expand=True, fill=(0.2, 0.5, 0.8))),
+        Case("RandomAffine", lambda: da.RandomAffine(15, (0.1, 0.2), (0.8, 1.2), (-5, 5, -3, 3), "bilinear")),
+        Case(
+            "RandomAffine-learnable",
+            lambda: da.RandomAffine(15, None, (0.8, 1.2), None, "bilinear", learnable=True, p=0.8),
+            learnable=True,
+        ),
+        Case("RandomRotation", lambda: da.RandomRotation(30, "bilinear", padding_mode="reflection")),
+        Case("RandomRotation-expand-fill", lambda: da.RandomRotation(30, "bilinear", expand=True, fill=(0.2, 0.5, 0.8))),
         Case("CenterCrop", lambda: da.CenterCrop(OUT)),
         Case("RandomCrop", lambda: da.RandomCrop(OUT, padding=2, padding_mode="edge")),
         Case("RandomCrop-reflect", lambda: da.RandomCrop(OUT, padding=3, padding_mode="reflect")),
