@@ -234,8 +234,11 @@ def gaussian_noise(images: Tensor, noise: Tensor, mean: float = 0.0, sigma: floa
         out = batch_images.to(torch.int16) + shift
         out = out.clamp(0, 255) if clip else out
     else:
-        out = batch_images.to(work_dtype) + (mean + unit * scale)
-        out = out.clamp(0, 1) if clip else out
+        # One fused multiply-add per pixel (noise is memory-bound); clamp in place on the fresh result.
+        work = batch_images.to(work_dtype)
+        out = torch.addcmul(work, unit, scale) if isinstance(scale, Tensor) else torch.add(work, unit, alpha=scale)
+        out = out.add_(mean) if mean != 0 else out
+        out = out.clamp_(0, 1) if clip else out
     return _like_input(out.to(images.dtype), images)
 
 
@@ -412,14 +415,15 @@ def equalize(images: Tensor) -> Tensor:
     flat = levels.reshape(batch * channels, height * width).long()
     count = height * width
     histogram = torch.zeros(batch * channels, 256, dtype=torch.int32, device=images.device)
-    histogram.scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.int32))
+    histogram.scatter_add_(1, flat, histogram.new_ones(()).expand_as(flat))  # an expanded one: no per-pixel ones
     cumulative = histogram.cumsum(1, dtype=torch.int32)
     # PIL's table: step = pixels not at the top level, // 255; entry k = (cumulative[k-1] + step // 2) // step.
     top = histogram.gather(1, cumulative.argmax(1, keepdim=True))
     step = torch.div(count - top, 255, rounding_mode="floor")
     table = torch.div(cumulative[:, :-1] + step // 2, step.clamp(min=1), rounding_mode="floor").clamp(0, 255)
     table = torch.cat([torch.zeros_like(table[:, :1]), table], dim=1).to(torch.uint8)
-    out = torch.where(step > 0, table.gather(1, flat), flat.to(torch.uint8)).view(batch, channels, height, width)
+    out = torch.where(step > 0, table.gather(1, flat), levels.reshape(batch * channels, count))
+    out = out.view(batch, channels, height, width)
     if images.dtype != torch.uint8:
-        out = out.to(images.dtype) * (1.0 / 255)
+        out = out.to(images.dtype).mul_(1.0 / 255)
     return _like_input(out, images)
