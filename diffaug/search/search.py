@@ -429,10 +429,13 @@ def _polish_scale(
 
 
 def _progress_bar(show: bool, total: int | None, phase: str) -> Any:
-    """A tqdm bar on stderr for one phase of the search, or ``None`` when not shown."""
+    """A tqdm bar on stderr for one phase of the search, or ``None`` when not shown (or tqdm is not installed)."""
     if not show:
         return None
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a development dependency: without it the search runs silently
+        return None
 
     return tqdm(total=total, desc=f"search: {phase}", file=sys.stderr, leave=False)
 
