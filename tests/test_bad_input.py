@@ -262,6 +262,19 @@ def test_non_finite_theta_is_refused(value):
     raises_from_diffaug(lambda: daf.transform_keypoints(torch.zeros(2, 1, 2), params.theta, (8, 8), (8, 8)), ValueError, "theta")
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=12),
+    st.sampled_from([torch.float16, torch.bfloat16, torch.float32, torch.float64]),
+)
+def test_the_finite_check_refuses_exactly_what_isfinite_flags(values, dtype):
+    tensor = torch.tensor(values, dtype=torch.float32).to(dtype)  # large values may become inf in half precision
+    if torch.isfinite(tensor).all():
+        assert daf._checks.check_finite(tensor, "values") is tensor
+    else:
+        raises_from_diffaug(lambda: daf._checks.check_finite(tensor, "values"), ValueError, "values", "finite")
+
+
 def test_non_finite_angles_of_a_learnable_transform_are_refused():
     """A learnable range that training drove to NaN gives NaN angles: the forward pass says so."""
     rotate = da.RandomRotation(30, interpolation="bilinear", learnable=True)

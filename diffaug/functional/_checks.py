@@ -141,7 +141,8 @@ def check_finite(values: Tensor, name: str) -> Tensor:
     process must restart); inside ``torch.compile`` it is part of the graph. Meta tensors skip it.
     """
     message = f"{name} must be finite: it holds NaN or inf"
-    finite = torch.isfinite(values).all()
+    with torch.no_grad():
+        finite = values.mul(0).sum().eq(0)  # NaN and inf times 0 are NaN: 3 ops, where isfinite().all() takes 5
     if values.device.type == "cpu" and not torch.compiler.is_compiling():
         try:
             torch._assert_async(finite, message)
