@@ -122,7 +122,7 @@ def test_freeze_keeps_the_law() -> None:
         ({"depth": 0}, ValueError, "depth"),
         ({"ops": {"bad": lambda: torch.nn.Identity()}}, TypeError, "geometric"),
         ({"ops": [lambda: da.RandomRotation(10)]}, TypeError, "dict"),
-        ({"mode": "nearest"}, ValueError, "nearest"),
+        ({"interpolation": "nearest"}, ValueError, "nearest"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:
