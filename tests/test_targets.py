@@ -418,3 +418,29 @@ def test_box_crop_inside_compose_takes_crop_boxes():
         da.Compose([da.RandomHorizontalFlip()])(images, crop_boxes=crop_boxes)
     compiled = torch.compile(pipe, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(images, crop_boxes=crop_boxes), fused, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", list(CALLABLES))
+def test_the_keyword_call_compiles_to_one_graph_and_reads_no_value_on_the_host(name):
+    from tests.test_no_sync import no_host_sync
+
+    module = CALLABLES[name]()
+    images = torch.rand(2, 3, 16, 16)
+    targets = dict(
+        boxes=torch.tensor([[[1.0, 2.0, 9.0, 12.0]]]).expand(2, 1, 4),
+        keypoints=torch.rand(2, 3, 2) * 16,
+        masks=torch.randint(0, 3, (2, 16, 16)),
+    )
+    compiled = torch.compile(module, fullgraph=True, backend="eager")
+    torch.manual_seed(0)
+    got = compiled(images, **targets)
+    torch.manual_seed(0)
+    expected = module(images, **targets)
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
+    meta = {key: value.to("meta") for key, value in targets.items()}
+    for device, inputs, batch in (("cpu", targets, images), ("meta", meta, images.to("meta"))):
+        with no_host_sync(device):
+            out = module.to(device)(batch, **inputs)
+        assert out["boxes"].device.type == device
