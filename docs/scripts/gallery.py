@@ -65,10 +65,13 @@ SETTINGS: dict[str, tuple[str, Callable[[], nn.Module]]] = {
     "RandomHorizontalFlip": ("RandomHorizontalFlip(p=0.5)", lambda: da.RandomHorizontalFlip(p=0.5)),
     "RandomVerticalFlip": ("RandomVerticalFlip(p=0.5)", lambda: da.RandomVerticalFlip(p=0.5)),
     "RandomAffine": (
-        "RandomAffine(degrees=25, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=10)",
-        lambda: da.RandomAffine(degrees=25, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=10),
+        "RandomAffine(degrees=25, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=10, interpolation='bilinear')",
+        lambda: da.RandomAffine(degrees=25, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=10, interpolation="bilinear"),
     ),
-    "RandomRotation": ("RandomRotation(degrees=30)", lambda: da.RandomRotation(degrees=30)),
+    "RandomRotation": (
+        "RandomRotation(degrees=30, interpolation='bilinear')",
+        lambda: da.RandomRotation(degrees=30, interpolation="bilinear"),
+    ),
     "CenterCrop": ("CenterCrop(128)", lambda: da.CenterCrop(SIZE)),
     "RandomCrop": ("RandomCrop(128)", lambda: da.RandomCrop(SIZE)),
     "Resize": ("Resize(128)", lambda: da.Resize(SIZE)),
@@ -85,8 +88,8 @@ PREVIEW_ARGS = [
 ]
 EXTRA: dict[str, tuple[str, Callable[[], nn.Module]]] = {
     "ZoomCrop (allow_outside)": (
-        "ZoomCrop(128, zoom=(0.7, 2.0), allow_outside=True, padding_mode='reflection')",
-        lambda: da.ZoomCrop(SIZE, zoom=(0.7, 2.0), allow_outside=True, padding_mode="reflection"),
+        "ZoomCrop(128, zoom=(0.7, 2.0), allow_outside=True, padding_mode='symmetric')",
+        lambda: da.ZoomCrop(SIZE, zoom=(0.7, 2.0), allow_outside=True, padding_mode="symmetric"),
     ),
 }
 

@@ -40,10 +40,10 @@ def step_by_step(pipe: da.Compose, images: torch.Tensor, params: da.ComposeParam
 def identity_chain() -> da.Compose:
     return da.Compose(
         [
-            da.RandomRotation((30, 30)),
-            da.RandomAffine(0, scale=(1.3, 1.3)),
-            da.RandomAffine(0, scale=(1 / 1.3, 1 / 1.3)),
-            da.RandomRotation((-30, -30)),
+            da.RandomRotation((30, 30), interpolation="bilinear"),
+            da.RandomAffine(0, scale=(1.3, 1.3), interpolation="bilinear"),
+            da.RandomAffine(0, scale=(1 / 1.3, 1 / 1.3), interpolation="bilinear"),
+            da.RandomRotation((-30, -30), interpolation="bilinear"),
         ]
     )
 
@@ -85,9 +85,9 @@ def measure() -> dict[str, float]:
     smooth = band_limited(96, 128)[None].expand(8, -1, -1, -1)
     pipe = da.Compose(
         [
-            da.RandomAffine(degrees=25, translate=(0.05, 0.05), scale=(0.9, 1.2), shear=8),
+            da.RandomAffine(25, (0.05, 0.05), (0.9, 1.2), 8, "bilinear", antialias=False),
             da.RandomHorizontalFlip(),
-            da.RandomRotation(20),
+            da.RandomRotation(20, interpolation="bilinear"),
             da.Resize((80, 104), antialias=False),
             da.CenterCrop((64, 80)),
         ]
@@ -100,7 +100,7 @@ def measure() -> dict[str, float]:
 
     pipe = da.Compose(
         [
-            da.RandomAffine(degrees=30, translate=(0.05, 0.05), scale=(1.0, 1.3), shear=5),
+            da.RandomAffine(30, (0.05, 0.05), (1.0, 1.3), 5, "bilinear", antialias=False),
             da.RandomHorizontalFlip(),
             da.RandomResizedCrop((80, 96), scale=(0.6, 1.0), antialias=False),
         ]
@@ -148,7 +148,13 @@ def figure_fusion() -> Path:
 
 def figure_samples() -> Path:
     card = test_card(192, 256)[None].expand(8, -1, -1, -1)
-    pipe = da.Compose([da.RandomResizedCrop((96, 128), scale=(0.3, 1.0)), da.RandomHorizontalFlip(), da.RandomAffine(degrees=15)])
+    pipe = da.Compose(
+        [
+            da.RandomResizedCrop((96, 128), scale=(0.3, 1.0)),
+            da.RandomHorizontalFlip(),
+            da.RandomAffine(degrees=15, interpolation="bilinear"),
+        ]
+    )
     out = pipe(card, generator=torch.Generator().manual_seed(4))
     fig, axes = plt.subplots(2, 4, figsize=(12, 4.8))
     for i, ax in enumerate(axes.flat):
@@ -177,7 +183,10 @@ def figure_targets() -> Path:
     boxes = torch.tensor([[[20.0, 30.0, 110.0, 90.0], [150.0, 60.0, 230.0, 140.0]]])
     keypoints = torch.tensor([[[192.0, 96.0], [60.0, 150.0], [240.0, 20.0]]])
     pipe = da.Compose(
-        [da.RandomAffine(degrees=(25, 25), scale=(0.9, 0.9), translate=(0.05, 0.05)), da.RandomHorizontalFlip(p=1.0)]
+        [
+            da.RandomAffine(degrees=(25, 25), scale=(0.9, 0.9), translate=(0.05, 0.05), interpolation="bilinear"),
+            da.RandomHorizontalFlip(p=1.0),
+        ]
     )
     params = pipe.make_params(card, generator=torch.Generator().manual_seed(1))
     out = pipe.transform(card, params)
@@ -206,7 +215,12 @@ def figure_targets() -> Path:
 
 def figure_inverse() -> Path:
     card = test_card(192, 256)[None]
-    pipe = da.Compose([da.RandomAffine(degrees=(20, 20), scale=(1.2, 1.2)), da.RandomResizedCrop((96, 128), scale=(0.5, 0.5))])
+    pipe = da.Compose(
+        [
+            da.RandomAffine(degrees=(20, 20), scale=(1.2, 1.2), interpolation="bilinear"),
+            da.RandomResizedCrop((96, 128), scale=(0.5, 0.5)),
+        ]
+    )
     params = pipe.make_params(card, generator=torch.Generator().manual_seed(3))
     out = pipe.transform(card, params)
     back = pipe.inverse(out, params)
@@ -220,7 +234,7 @@ def figure_inverse() -> Path:
 def figure_padding() -> Path:
     """What shows outside the image, for each padding mode, and the expanded rotation canvas."""
     card = test_card(96, 128)[None]
-    shrink = da.RandomAffine(degrees=(25, 25), scale=(0.55, 0.55))
+    shrink = da.RandomAffine(degrees=(25, 25), scale=(0.55, 0.55), interpolation="bilinear")
     params = shrink.make_params(card)
     settings = [
         ("zeros", {}),
@@ -229,7 +243,7 @@ def figure_padding() -> Path:
         ("reflection (symmetric)", {"padding_mode": "reflection"}),
         ("reflect", {"padding_mode": "reflect"}),
     ]
-    rotate = da.RandomRotation(degrees=(-60, 60), expand=True, fill=0.5)
+    rotate = da.RandomRotation(degrees=(-60, 60), expand=True, fill=0.5, interpolation="bilinear")
     batch = card.expand(5, -1, -1, -1)
     rotation = rotate.make_params(batch, generator=torch.Generator().manual_seed(1))
     turned = rotate.transform(batch, rotation)
