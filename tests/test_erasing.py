@@ -245,12 +245,21 @@ def test_bad_arguments() -> None:
         da.RandomErasing()(np.zeros((3, 8, 8)))
 
 
-def test_compiles_without_graph_breaks() -> None:
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"p": 0.5, "value": (0.1, 0.2, 0.3)}, {"p": 0.5, "value": "random", "learnable": True}],
+    ids=["per-channel", "random-learnable"],
+)
+def test_compiles_without_graph_breaks(kwargs) -> None:
     torch._dynamo.reset()
-    transform = da.RandomErasing(p=0.5, value=(0.1, 0.2, 0.3))
+    transform = da.RandomErasing(**kwargs)
     compiled = torch.compile(transform, fullgraph=True, backend="eager")
     images = torch.rand(3, 3, 12, 12)
-    torch.manual_seed(0)
-    expected = transform(images)
-    torch.manual_seed(0)
-    assert torch.equal(compiled(images), expected)
+    outputs = []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        expected = transform(images)
+        torch.manual_seed(seed)
+        outputs.append(compiled(images))
+        torch.testing.assert_close(outputs[-1], expected, rtol=0, atol=0)
+    assert not torch.equal(outputs[0], outputs[1])  # new draws per call, not constants of the graph
