@@ -447,3 +447,25 @@ def test_blur_kernel_longer_than_the_image_reflects_like_numpy():
         kernel = (wy[:, None] * wx[None]) / (wy.sum() * wx.sum())
         expected = torch.nn.functional.conv2d(padded[i : i + 1], kernel[None, None])
         assert _gap(out[i : i + 1], expected) <= 1e-12
+
+
+def test_large_images_take_grouped_convolutions_with_the_same_result():
+    from diffaug.functional import pixel
+
+    side = pixel.MATRIX_SIDE + 8
+    x = _images((2, 1, side, side - 20))
+    sigma = torch.tensor([0.8, 2.5], dtype=torch.float64)
+    out = daf.gaussian_blur(x, (7, 5), sigma)
+    expected = torch.stack([TF.gaussian_blur(x[i], [7, 5], [float(s), float(s)]) for i, s in enumerate(sigma)])
+    assert _gap(out, expected) <= 1e-6
+
+
+def test_grouped_route_gradients(monkeypatch):
+    from diffaug.functional import pixel
+
+    monkeypatch.setattr(pixel, "MATRIX_SIDE", 4)  # route these small images through the convolutions
+    x = _images((2, 2, 6, 7)).requires_grad_()
+    sigma = torch.tensor([0.7, 1.6], dtype=torch.float64, requires_grad=True)
+    expected = torch.stack([TF.gaussian_blur(x[i].detach(), [3, 5], [float(s), float(s)]) for i, s in enumerate(sigma.detach())])
+    assert _gap(daf.gaussian_blur(x, (3, 5), sigma), expected) <= 1e-12
+    assert torch.autograd.gradcheck(lambda a, s: daf.gaussian_blur(a, (3, 5), s), (x, sigma))

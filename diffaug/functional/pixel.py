@@ -160,10 +160,12 @@ def _sigma_pairs(sigma: float | Sequence[float] | Tensor, batch: int, like: Tens
 def gaussian_blur(images: Tensor, kernel_size: int | Sequence[int], sigma: float | Sequence[float] | Tensor) -> Tensor:
     """Gaussian blur with reflect padding, one sigma per sample: torchvision's ``gaussian_blur`` batched.
 
-    Separable: each axis is filtered by one matrix product per sample with :func:`blur_matrix`
-    (reflect padding folded into the matrix, so no padded copy), which runs on BLAS / cuBLAS; on
-    (64, 3, 224, 224) with a 23-tap kernel it beats grouped convolutions and the padded copy
-    they need (see ``docs/pixel-ops.md``). Values are not read: sigma must be positive.
+    Separable. Up to :data:`MATRIX_SIDE` pixels a side, each axis is filtered by one matrix product
+    per sample with :func:`blur_matrix` (reflect padding folded into the matrix, so no padded
+    copy), on BLAS / cuBLAS: on (64, 3, 224, 224) with a 23-tap kernel it beats grouped
+    convolutions and the padded copy they need (``docs/pixel-ops.md``). Larger images, whose
+    dense matrices would cost ``side`` multiply-adds a pixel and ``B side^2`` memory, take two
+    grouped convolutions with per-sample kernels instead. Values are not read: sigma must be positive.
 
     Args:
         images: ``(B, C, H, W)`` or ``(C, H, W)``, float or ``uint8``, any channel count.
@@ -185,16 +187,36 @@ def gaussian_blur(images: Tensor, kernel_size: int | Sequence[int], sigma: float
     batch, channels, height, width = batch_images.shape
     work = batch_images.to(compute_dtype(images.dtype))
     sigmas = _sigma_pairs(sigma, batch, work)
-    across = blur_matrix(gaussian_kernel1d(sigmas[:, 0], kx), width)
-    # One matrix serves both axes of a square image with one sigma per sample (torchvision's case).
-    isotropic = sigma.ndim < 2 if isinstance(sigma, Tensor) else isinstance(sigma, (int, float)) or len(set(sigma)) == 1
-    same = isotropic and (ky, height) == (kx, width)
-    down = across if same else blur_matrix(gaussian_kernel1d(sigmas[:, 1], ky), height)
-    out = torch.matmul(work.reshape(batch, channels * height, width), across.transpose(1, 2))
-    out = torch.matmul(down.unsqueeze(1), out.view(batch, channels, height, width))
+    weights_x = gaussian_kernel1d(sigmas[:, 0], kx)
+    weights_y = gaussian_kernel1d(sigmas[:, 1], ky)
+    if max(height, width) > MATRIX_SIDE and kx // 2 < width and ky // 2 < height:
+        out = _blur_grouped(work, weights_x, weights_y)
+    else:
+        across = blur_matrix(weights_x, width)
+        # One matrix serves both axes of a square image with one sigma per sample (torchvision's case).
+        isotropic = sigma.ndim < 2 if isinstance(sigma, Tensor) else isinstance(sigma, (int, float)) or len(set(sigma)) == 1
+        same = isotropic and (ky, height) == (kx, width)
+        down = across if same else blur_matrix(weights_y, height)
+        out = torch.matmul(work.reshape(batch, channels * height, width), across.transpose(1, 2))
+        out = torch.matmul(down.unsqueeze(1), out.view(batch, channels, height, width))
     if images.dtype == torch.uint8:
         out = out.round().clamp(0, 255)
     return _like_input(out.to(images.dtype), images)
+
+
+MATRIX_SIDE = 512
+"""Image side up to which :func:`gaussian_blur` filters by dense matrix products (beyond: grouped convolutions)."""
+
+
+def _blur_grouped(work: Tensor, weights_x: Tensor, weights_y: Tensor) -> Tensor:
+    """Two grouped convolutions, one group per (sample, channel), on a reflect-padded copy."""
+    batch, channels, height, width = work.shape
+    rx, ry = weights_x.shape[1] // 2, weights_y.shape[1] // 2
+    groups = batch * channels
+    padded = F.pad(work, (rx, rx, ry, ry), mode="reflect").reshape(1, groups, height + 2 * ry, width + 2 * rx)
+    out = F.conv2d(padded, weights_x.repeat_interleave(channels, 0)[:, None, None, :], groups=groups)
+    out = F.conv2d(out, weights_y.repeat_interleave(channels, 0)[:, None, :, None], groups=groups)
+    return out.view(batch, channels, height, width)
 
 
 def gaussian_noise(images: Tensor, noise: Tensor, mean: float = 0.0, sigma: float | Tensor = 0.1, clip: bool = True) -> Tensor:
