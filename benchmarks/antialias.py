@@ -1,7 +1,7 @@
 """Antialiased crops: aliasing, fidelity, time and memory of the candidate methods.
 
 Run from a checkout: ``python benchmarks/antialias.py`` (all tables) or with ``--only``
-``aliasing``, ``fidelity``, ``sweep``, ``near3``, ``cost``, ``floor``, ``tried`` or ``memory``.
+``aliasing``, ``fidelity``, ``sweep``, ``near3``, ``topband``, ``cost``, ``floor``, ``tried`` or ``memory``.
 The numbers go to stdout as Markdown tables
 (they are the ones quoted in ``docs/antialias.md``).
 
@@ -364,6 +364,90 @@ def sweep_table() -> str:
     return "\n".join(rows)
 
 
+TOP_BAND_SHRINKS = (1.5, 2, 2.5, 3, 4, 5, 6, 8)
+
+
+def top_band_frequencies(shrink: float, count: int = 6) -> list[float]:
+    """``count`` frequencies (cycles/pixel) spread over ``(0.5 / shrink, 0.5]``: all fold back once shrunk."""
+    nyquist = 0.5 / shrink
+    return [nyquist + k * (0.5 - nyquist) / count for k in range(1, count + 1)]
+
+
+def top_band_ratios(method: Callable[[Tensor, Tensor, tuple[int, int]], Tensor], n: int = 240) -> dict[float, float]:
+    """Per shrink, the worst residual of ``method`` over the top band, as a fraction of the bound
+    ``2 * F.interpolate(antialias=True) + 0.005`` (at most 1 passes); whole ``n x n`` sinusoids."""
+    worst: dict[float, float] = {}
+    for factor in TOP_BAND_SHRINKS:
+        size = (round(n / factor),) * 2
+        ratios = []
+        for frequency in top_band_frequencies(n / size[0]):
+            wave = sinusoid(n, frequency, 0.3)
+            bound = 2 * residual(F.interpolate(wave, size=size, mode="bilinear", antialias=True)) + 0.005
+            ratios.append(residual(method(wave, whole(n), size)) / bound)
+        worst[factor] = max(ratios)
+    return worst
+
+
+@contextlib.contextmanager
+def _level_map(shift: float = 0.0, cubic: bool = False):
+    """The pyramid with its level moved ``shift`` levels deeper wherever it filters, and/or levels
+    built by an antialiased bicubic resize (a cubic of twice the tent's support) instead of the
+    tent: the two ways to remove more of the top band. Pure PyTorch pyramid (the kernel builds tents)."""
+    shipped = antialias_module._level, antialias_module._level_of, antialias_module._resize
+
+    def level(scale: Tensor) -> Tensor:
+        octaves = torch.log2(scale.clamp(min=1.0))
+        offset = antialias_module._BIAS + 2.0 * antialias_module._SHARPEN * (octaves - 1.0).clamp(min=0.0, max=0.5)
+        raw = (octaves - offset) / antialias_module._STEP
+        return torch.where(raw > 0, raw + shift, 0.0)
+
+    def level_of(shrink: float) -> float:
+        raw = shipped[1](shrink)
+        return raw + shift if raw > 0 else 0.0
+
+    def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+        if tuple(image.shape[-2:]) == tuple(size):
+            return image
+        return F.interpolate(image, size=tuple(size), mode="bicubic", antialias=True, align_corners=False)
+
+    antialias_module._level, antialias_module._level_of = level, level_of
+    if cubic:
+        antialias_module._resize = resize
+    try:
+        with _antialias_cpu.disabled():
+            yield
+    finally:
+        antialias_module._level, antialias_module._level_of, antialias_module._resize = shipped
+
+
+def top_band_table() -> str:
+    """The top band's residual against the fidelity bar, for the shipped map and deeper or cubic variants."""
+    image, pil = _photo_and_pil()
+    variants = {
+        "shipped": {},
+        "level + 0.25": {"shift": 0.25},
+        "level + 0.5": {"shift": 0.5},
+        "level + 1": {"shift": 1.0},
+        "cubic levels": {"cubic": True},
+        "cubic levels, level + 0.5": {"cubic": True, "shift": 0.5},
+    }
+    factors = (1.6, 2, 2.5, 3, 4, 6, 8)
+    header = "| level map | " + " | ".join(f"top band {s:g}x" for s in TOP_BAND_SHRINKS) + " | worst dB vs torchvision (shrink) |"
+    rows = [header, "|" + "---|" * (len(TOP_BAND_SHRINKS) + 2)]
+    for name, options in variants.items():
+        with _level_map(**options):
+            worst = top_band_ratios(mipmap)
+            gaps = {}
+            for factor in factors:
+                side = round(56 * factor)
+                v = _crop_fidelity(image, pil, factor, (512 - side) // 3, (512 - side) // 2)
+                gaps[factor] = v["mipmap"] - v["torchvision"]
+        low = min(gaps, key=gaps.__getitem__)
+        cells = [f"{worst[s]:.2f}" for s in TOP_BAND_SHRINKS] + [f"{gaps[low]:+.2f} ({low:g}x)"]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def rrc_thetas(batch: int, in_size: int, generator: torch.Generator) -> Tensor:
     """Boxes of diffaug's RandomResizedCrop law (torchvision's), as theta."""
     import diffaug as da
@@ -612,7 +696,7 @@ def _peak(name: str, batch: int, in_size: int, out: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sections = ("aliasing", "fidelity", "sweep", "near3", "cost", "floor", "tried", "memory")
+    sections = ("aliasing", "fidelity", "sweep", "near3", "topband", "cost", "floor", "tried", "memory")
     parser.add_argument("--only", choices=sections, action="append")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -640,6 +724,10 @@ def main() -> None:
     if "near3" in only:
         print("PSNR (dB) against Pillow's Lanczos around 3x and 5x (astronaut -> 56 x 56):\n")
         print(near_three_table() + "\n")
+    if "topband" in only:
+        print("Top band (every frequency from the new Nyquist to 0.5 c/px; worst residual / (2 x resize + 0.005),")
+        print("at most 1 passes) against the photo's worst PSNR gap to torchvision (1.6x-8x):\n")
+        print(top_band_table() + "\n")
     if "cost" in only:
         print(cost_table(args.repeats, args.batch, args.in_size, args.out) + "\n")
         print(cost_table(max(3, args.repeats // 2), args.batch, args.in_size, args.out, backward=True) + "\n")

@@ -186,6 +186,7 @@ def test_a_failed_build_warns_once_and_falls_back_to_the_pyramid(monkeypatch):
     def no_compiler(*args, **kwargs):
         raise OSError("no compiler here")
 
+    _antialias_cpu.kernel()  # loaded first, so that the teardown puts the real module back
     monkeypatch.setattr(cpp_extension, "load", no_compiler)
     monkeypatch.delitem(_antialias_cpu._state, "module", raising=False)
     images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
@@ -248,20 +249,80 @@ def test_a_sample_with_non_finite_coordinates_keeps_the_plain_warp():
     torch.testing.assert_close(out[1], pyramid[1], rtol=0, atol=1e-12)
 
 
-def test_a_lock_left_by_a_killed_build_is_cleared_but_a_fresh_one_is_kept(monkeypatch, tmp_path):
-    # torch waits forever on a build directory's lock file; a build killed midway leaves one.
+def test_a_lock_left_by_a_killed_build_is_cleared_but_a_fresh_one_is_kept(tmp_path):
+    # Older torch waits forever on a build directory's lock file; a build killed midway leaves one.
     import os
     import time
 
-    from torch.utils import cpp_extension
-
-    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: str(tmp_path))
     lock = tmp_path / "lock"
     lock.touch()
-    _antialias_cpu._clear_stale_lock()
+    _antialias_cpu._clear_stale_lock(tmp_path)
     assert lock.exists()  # another process may be building right now
     old = time.time() - 2 * _antialias_cpu._STALE_LOCK_SECONDS
     os.utime(lock, (old, old))
-    _antialias_cpu._clear_stale_lock()
+    _antialias_cpu._clear_stale_lock(tmp_path)
     assert not lock.exists()
-    _antialias_cpu._clear_stale_lock()  # nothing to clear: no error
+    _antialias_cpu._clear_stale_lock(tmp_path)  # nothing to clear: no error
+
+
+# --------------------------------------------------------------------------- the build
+def test_the_build_name_is_keyed_by_source_flags_and_torch_version():
+    name = _antialias_cpu.build_name
+    base = name(b"source", ["-O3", "-fopenmp"], "2.14.1")
+    assert base == name(b"source", ("-O3", "-fopenmp"), "2.14.1")  # stable, whatever the sequence type
+    others = [
+        name(b"source!", ["-O3", "-fopenmp"], "2.14.1"),
+        name(b"source", ["-O2", "-fopenmp"], "2.14.1"),
+        name(b"source", ["-O3"], "2.14.1"),
+        name(b"source", ["-O3", "-fopenmp"], "2.14.2"),
+        name(b"source-O3", ["", "-fopenmp"], "2.14.1"),  # the parts are separated, not concatenated
+    ]
+    assert len({base, *others}) == len(others) + 1
+    assert all(n.startswith("diffaug_antialias_cpu_") and n.isidentifier() for n in [base, *others])
+    assert "-march=native" not in _antialias_cpu._CFLAGS  # portable: a shared cache may serve older CPUs
+
+
+_LOAD = """
+import torch
+from diffaug.functional import _antialias_cpu, warp
+
+module = _antialias_cpu.kernel()
+images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+theta = torch.eye(2, 3, dtype=torch.float64).expand(2, 2, 3)
+out = warp(images, theta, 8, antialias=True)
+with _antialias_cpu.disabled():
+    assert (out - warp(images, theta, 8, antialias=True)).abs().max() < 1e-12
+print(module.__file__)
+"""
+
+
+def _load_in(directory) -> tuple[str, list[str]]:
+    """Load the kernel in a fresh process whose build cache is ``directory``: (its file, stderr lines)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(directory))
+    done = subprocess.run([sys.executable, "-c", _LOAD], env=env, capture_output=True, text=True, timeout=600, check=True)
+    return done.stdout.strip().splitlines()[-1], done.stderr.strip().splitlines()
+
+
+def test_two_build_caches_coexist_and_a_second_load_does_not_rebuild(tmp_path):
+    """One build into a fresh cache: one line on stderr says it compiles (and no CUDA notice on a
+    machine without a GPU); loading it again rebuilds nothing and says nothing; the kernel of the
+    suite's own cache is still there and loadable. The build compiles a copy of the source kept in
+    its directory, so a second checkout of the same source finds the same build."""
+    from pathlib import Path
+
+    own = Path(_antialias_cpu.kernel().__file__)
+    first, messages = _load_in(tmp_path)
+    built = Path(first)
+    assert tmp_path in built.parents and built.name == own.name and built != own  # the same name, elsewhere
+    assert len(messages) == 1 and "compiling" in messages[0], messages
+    stamp = built.stat().st_mtime_ns
+    ninja = (built.parent / "build.ninja").read_text()
+    assert str(built.parent / "_antialias_cpu.cpp") in ninja and str(_antialias_cpu._SOURCE) not in ninja
+
+    again, messages = _load_in(tmp_path)
+    assert again == first and messages == [] and built.stat().st_mtime_ns == stamp
+    assert own.is_file() and _antialias_cpu.kernel() is not None

@@ -1,10 +1,10 @@
-// The CPU kernel behind diffaug.functional.antialias, used when no gradient is needed.
+// The CPU kernel behind diffaug.functional.antialias, forward (blend_levels_) and backward.
 //
 // The pyramid of antialias.py, fused per sample: the caller samples level 0 with grid_sample into
 // `out`; this kernel then, for each sample that shrinks, builds only the levels its blend uses and
 // only the part of each level its grid reads (PyTorch's antialiased bilinear resize, the same
 // weights as F.interpolate(antialias=True)), samples them bilinearly with grid_sample's formulas,
-// and lerps them into `out` in place, as antialias.blend_levels does with PyTorch ops. A sample
+// and lerps them into `out` in place, as antialias.blend_levels_ does with PyTorch ops. A sample
 // whose level-0 weight is 1 is not touched (bit for bit the plain warp). Levels are built in a
 // small per-thread buffer that stays in cache, instead of full-size tensors for the whole batch.
 
@@ -248,14 +248,14 @@ GridBox<scalar_t> grid_box(const scalar_t* gx, const scalar_t* gy, int64_t pixel
 }
 
 template <typename scalar_t>
-void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tensor& grid, const at::Tensor& ratios,
+void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tensor& grid, const at::Tensor& lerp_weights,
                        const std::vector<int64_t>& heights, const std::vector<int64_t>& widths, bool border) {
   const int64_t batch = images.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
   const int64_t out_h = out.size(2), out_w = out.size(3), pixels = out_h * out_w;
-  const int64_t levels = ratios.size(1);  // level 0 (the input) and levels 1 .. levels - 1
+  const int64_t levels = lerp_weights.size(1);  // level 0 (the input) and levels 1 .. levels - 1
   const scalar_t* image_data = images.data_ptr<scalar_t>();
   const scalar_t* grid_data = grid.data_ptr<scalar_t>();
-  const scalar_t* ratio_data = ratios.data_ptr<scalar_t>();
+  const scalar_t* lerp_data = lerp_weights.data_ptr<scalar_t>();
   scalar_t* out_data = out.data_ptr<scalar_t>();
 
   const auto [taps_x, taps_y] = level_taps<scalar_t>(height, width, heights, widths);
@@ -267,18 +267,18 @@ void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tens
     std::vector<scalar_t> columns, transposed, level;  // per thread, reused across samples and levels
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < batch; ++b) {
-      const scalar_t* ratio = ratio_data + b * levels;
+      const scalar_t* lerp = lerp_data + b * levels;
       const scalar_t* gx = grid_data + b * 2 * pixels;
       const scalar_t* gy = gx + pixels;
       const scalar_t* image = image_data + b * channels * height * width;
       scalar_t* result = out_data + b * channels * pixels;
       bool blends = false;
-      for (int64_t j = 1; j < levels; ++j) blends = blends || ratio[j] != 0;
+      for (int64_t j = 1; j < levels; ++j) blends = blends || lerp[j] != 0;
       if (!blends) continue;  // level 0 only: the plain warp, untouched
       const GridBox<scalar_t> box = grid_box(gx, gy, pixels);
       if (!box.finite) continue;
       for (int64_t j = 1; j < levels; ++j) {
-        const scalar_t r = ratio[j];
+        const scalar_t r = lerp[j];
         if (r == 0) continue;
         const int64_t lh = heights[j], lw = widths[j];
         const Taps<scalar_t>& tx = taps_x[j];
@@ -332,19 +332,19 @@ void sample_image(const scalar_t* image, int64_t channels, int64_t height, int64
 // levels only) and of the lerp weights. Level 0's own gradients are grid_sample's (the caller's).
 template <typename scalar_t>
 void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& images, const at::Tensor& grid,
-                                const at::Tensor& ratios, const std::vector<int64_t>& heights,
+                                const at::Tensor& lerp_weights, const std::vector<int64_t>& heights,
                                 const std::vector<int64_t>& widths, bool border, at::Tensor& d_images,
-                                at::Tensor& d_grid, at::Tensor& d_ratios) {
+                                at::Tensor& d_grid, at::Tensor& d_lerp_weights) {
   const int64_t batch = images.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
   const int64_t pixels = grad_out.size(2) * grad_out.size(3);
-  const int64_t levels = ratios.size(1);
+  const int64_t levels = lerp_weights.size(1);
   const scalar_t* image_data = images.data_ptr<scalar_t>();
   const scalar_t* grid_data = grid.data_ptr<scalar_t>();
-  const scalar_t* ratio_data = ratios.data_ptr<scalar_t>();
+  const scalar_t* lerp_data = lerp_weights.data_ptr<scalar_t>();
   const scalar_t* grad_data = grad_out.data_ptr<scalar_t>();
   scalar_t* d_image_data = d_images.data_ptr<scalar_t>();
   scalar_t* d_grid_data = d_grid.data_ptr<scalar_t>();
-  scalar_t* d_ratio_data = d_ratios.data_ptr<scalar_t>();
+  scalar_t* d_lerp_data = d_lerp_weights.data_ptr<scalar_t>();
 
   const auto [taps_x, taps_y] = level_taps<scalar_t>(height, width, heights, widths);
 
@@ -357,17 +357,17 @@ void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& im
     std::vector<int64_t> active;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < batch; ++b) {
-      const scalar_t* ratio = ratio_data + b * levels;
+      const scalar_t* lerp = lerp_data + b * levels;
       const scalar_t* gx = grid_data + b * 2 * pixels;
       const scalar_t* gy = gx + pixels;
       const scalar_t* image = image_data + b * channels * height * width;
       const scalar_t* grad = grad_data + b * channels * pixels;
       scalar_t* d_gx = d_grid_data + b * 2 * pixels;
       scalar_t* d_gy = d_gx + pixels;
-      scalar_t* d_ratio = d_ratio_data + b * levels;
+      scalar_t* d_lerp = d_lerp_data + b * levels;
       active.clear();
       for (int64_t j = 1; j < levels; ++j)
-        if (ratio[j] != 0) active.push_back(j);
+        if (lerp[j] != 0) active.push_back(j);
       if (active.empty()) continue;  // the forward left this sample as level 0 made it
       const GridBox<scalar_t> box = grid_box(gx, gy, pixels);
       if (!box.finite) continue;
@@ -397,13 +397,13 @@ void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& im
             sampled[a] = (1 - t.east) * (1 - t.south) * plane[t.nw] + t.east * (1 - t.south) * plane[t.ne] +
                          (1 - t.east) * t.south * plane[t.sw] + t.east * t.south * plane[t.se];
             out_before[a] = value;
-            value = value + ratio[active[a]] * (sampled[a] - value);
+            value = value + lerp[active[a]] * (sampled[a] - value);
           }
           scalar_t g = grad[c * pixels + p];
           for (size_t a = n; a-- > 0;) {
-            const scalar_t r = ratio[active[a]];
+            const scalar_t r = lerp[active[a]];
             const Tap<scalar_t>& t = taps[a];
-            d_ratio[active[a]] += g * (sampled[a] - out_before[a]);
+            d_lerp[active[a]] += g * (sampled[a] - out_before[a]);
             const scalar_t d_sample = g * r;
             g *= 1 - r;
             scalar_t* d_plane = d_level_data[a].data() + c * regions[a].cols * regions[a].rows;
@@ -430,37 +430,37 @@ void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& im
 }  // namespace
 
 // out (B, C, h, w): the level-0 sample, blended in place. images (B, C, H, W); grid (B, 2, h, w):
-// normalised x plane then y plane; ratios (B, L): the lerp weight of each level (column 0 unused);
+// normalised x plane then y plane; lerp_weights (B, L): the lerp weight of each level (column 0 unused);
 // heights, widths: the L level sizes (entry 0, the input, unused). All contiguous, one dtype.
-void blend_levels_(at::Tensor out, const at::Tensor& images, const at::Tensor& grid, const at::Tensor& ratios,
+void blend_levels_(at::Tensor out, const at::Tensor& images, const at::Tensor& grid, const at::Tensor& lerp_weights,
                    const std::vector<int64_t>& heights, const std::vector<int64_t>& widths, bool border) {
-  TORCH_CHECK(out.is_contiguous() && images.is_contiguous() && grid.is_contiguous() && ratios.is_contiguous(),
+  TORCH_CHECK(out.is_contiguous() && images.is_contiguous() && grid.is_contiguous() && lerp_weights.is_contiguous(),
               "blend_levels_ takes contiguous tensors");
   TORCH_CHECK(!out.is_cuda(), "blend_levels_ is a CPU kernel");
   AT_DISPATCH_FLOATING_TYPES(images.scalar_type(), "blend_levels_", [&] {
-    blend_levels_impl<scalar_t>(out, images, grid, ratios, heights, widths, border);
+    blend_levels_impl<scalar_t>(out, images, grid, lerp_weights, heights, widths, border);
   });
 }
 
 // The backward of blend_levels_: adds the images' gradient through the levels into `d_images`
 // (contiguous, like `images`: level 0's gradient, from grid_sample's backward, so that no second
-// full-size buffer is made) and returns (d_grid, d_ratios), see blend_levels_backward_impl.
+// full-size buffer is made) and returns (d_grid, d_lerp_weights), see blend_levels_backward_impl.
 std::vector<at::Tensor> blend_levels_backward(const at::Tensor& grad_out, const at::Tensor& images, const at::Tensor& grid,
-                                              const at::Tensor& ratios, const std::vector<int64_t>& heights,
+                                              const at::Tensor& lerp_weights, const std::vector<int64_t>& heights,
                                               const std::vector<int64_t>& widths, bool border, at::Tensor d_images) {
-  TORCH_CHECK(grad_out.is_contiguous() && images.is_contiguous() && grid.is_contiguous() && ratios.is_contiguous() &&
+  TORCH_CHECK(grad_out.is_contiguous() && images.is_contiguous() && grid.is_contiguous() && lerp_weights.is_contiguous() &&
                   d_images.is_contiguous(),
               "blend_levels_backward takes contiguous tensors");
   TORCH_CHECK(!images.is_cuda(), "blend_levels_backward is a CPU kernel");
   TORCH_CHECK(d_images.sizes() == images.sizes() && d_images.scalar_type() == images.scalar_type(),
               "blend_levels_backward: d_images must match images");
   auto d_grid = at::zeros_like(grid);
-  auto d_ratios = at::zeros_like(ratios);
+  auto d_lerp_weights = at::zeros_like(lerp_weights);
   AT_DISPATCH_FLOATING_TYPES(images.scalar_type(), "blend_levels_backward", [&] {
-    blend_levels_backward_impl<scalar_t>(grad_out, images, grid, ratios, heights, widths, border, d_images, d_grid,
-                                         d_ratios);
+    blend_levels_backward_impl<scalar_t>(grad_out, images, grid, lerp_weights, heights, widths, border, d_images, d_grid,
+                                         d_lerp_weights);
   });
-  return {d_grid, d_ratios};
+  return {d_grid, d_lerp_weights};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {

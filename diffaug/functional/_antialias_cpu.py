@@ -8,8 +8,10 @@ backward rebuilds the same levels and sends the gradient to the images, the grid
 weights. It agrees with the pure PyTorch pyramid to rounding, values and gradients (tested).
 
 The extension is compiled with ``torch.utils.cpp_extension.load`` the first time it is needed
-(a C++ compiler and ninja, about half a minute, cached by PyTorch across processes). If that fails
-the pyramid is used and a warning says why, once.
+(a C++ compiler and ninja, about half a minute; one log line on stderr says so), with portable
+flags, under a name keyed by its source, flags and torch version (:func:`build_name`), in
+PyTorch's build cache (``TORCH_EXTENSIONS_DIR``), where later processes load it without
+rebuilding. If that fails the pyramid is used and a warning says why, once.
 
 ``blend_levels_`` (in place, for calls without gradients) and ``warp_levels`` (the whole warp, with
 its registered backward) are ``torch.library`` custom ops (torch 2.4 and later), so a compiled
@@ -18,9 +20,12 @@ graph calls the same kernels as eager code and gets the same values.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -28,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["kernel", "disabled", "is_disabled", "blend_levels_", "warp_levels", "COMPILABLE"]
+__all__ = ["kernel", "build_name", "disabled", "is_disabled", "blend_levels_", "warp_levels", "COMPILABLE"]
 
 _SOURCE = Path(__file__).with_name("_antialias_cpu.cpp")
 _state: dict[str, ModuleType | None | bool] = {"disabled": False}
@@ -49,36 +54,91 @@ def kernel() -> ModuleType | None:
     return module if isinstance(module, ModuleType) else None
 
 
-_NAME = "diffaug_antialias_cpu"
-# A build takes under a minute; a lock this old was left by a process killed while building, and
-# torch would wait on it forever.
+# Portable flags: code built for the machine that compiled it (-march=native) would crash another
+# CPU sharing the build cache (a cluster's older nodes) with an illegal instruction, which no
+# fallback can catch. OpenMP: the kernel's `omp parallel` spreads the samples over torch's threads.
+_CFLAGS = ("-O3", "-fopenmp")
+_LDFLAGS = ("-fopenmp",)
+# A build takes under a minute; a lock this old was left by a process killed while building, and an
+# older torch, whose lock file blocks by merely existing, would wait on it forever.
 _STALE_LOCK_SECONDS = 600.0
 
+_logger = logging.getLogger(__name__)
 
-def _clear_stale_lock() -> None:
-    """Remove the build directory's lock file if it is older than any build could be."""
-    from torch.utils import cpp_extension
 
+def build_name(source: bytes, flags: Sequence[str], torch_version: str) -> str:
+    """The extension's name: keyed by a hash of its source, its compiler flags and torch's version.
+
+    Two checkouts or environments on one machine share PyTorch's build cache; under one fixed name
+    each would rebuild the kernel whenever the other had built its own. Keyed this way, equal
+    inputs share one build and different ones coexist.
+
+    Example:
+        >>> build_name(b"int f();", ["-O3"], "2.14.1")[:22]
+        'diffaug_antialias_cpu_'
+        >>> build_name(b"int f();", ["-O3"], "2.14.1") == build_name(b"int f();", ["-O2"], "2.14.1")
+        False
+    """
+    digest = hashlib.sha256()
+    for part in (source, "\0".join(flags).encode(), torch_version.encode()):
+        digest.update(part)
+        digest.update(b"\1")  # a separator: no two splits of one byte string hash alike
+    return f"diffaug_antialias_cpu_{digest.hexdigest()[:16]}"
+
+
+def _cpp_extension() -> ModuleType:
+    """``torch.utils.cpp_extension``, imported without its ``No CUDA runtime is found`` warning.
+
+    The module looks for a CUDA toolkit when imported and logs that warning where one is installed
+    but no GPU is usable: on a CPU-only machine, about a kernel that needs no CUDA. Only that
+    record is dropped, and only while this import runs.
+    """
+
+    def not_the_cuda_notice(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No CUDA runtime is found")
+
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    logger.addFilter(not_the_cuda_notice)
     try:
-        lock = Path(cpp_extension._get_build_directory(_NAME, verbose=False)) / "lock"
+        from torch.utils import cpp_extension
+    finally:
+        logger.removeFilter(not_the_cuda_notice)
+    return cpp_extension
+
+
+def _clear_stale_lock(build_directory: Path) -> None:
+    """Remove the build directory's lock file if it is older than any build could be."""
+    try:
+        lock = build_directory / "lock"
         if time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
             lock.unlink()
-    except (OSError, AttributeError):  # no lock (the usual case), or a torch without this helper
+    except OSError:  # no lock: the usual case
         pass
 
 
 def _build() -> ModuleType | None:
     try:
-        from torch.utils import cpp_extension
-
-        _clear_stale_lock()
-
-        # OpenMP: the kernel's `omp parallel` spreads the samples over torch's threads.
+        cpp_extension = _cpp_extension()
+        source = _SOURCE.read_bytes()
+        name = build_name(source, _CFLAGS + _LDFLAGS, torch.__version__)
+        build_directory = Path(cpp_extension._get_build_directory(name, verbose=False))
+        _clear_stale_lock(build_directory)
+        # Compile a copy kept in the build directory: the build then names the same file whichever
+        # checkout asks for it (ninja would rebuild for a source at another path), and a name is
+        # only ever built from the source its hash was taken of.
+        copy = build_directory / _SOURCE.name
+        if not copy.is_file() or copy.read_bytes() != source:
+            partial = copy.with_name(f"{copy.name}.{os.getpid()}")  # whole or absent for a concurrent build
+            partial.write_bytes(source)
+            os.replace(partial, copy)
+        if not (build_directory / (name + getattr(cpp_extension, "LIB_EXT", ".so"))).is_file():
+            _logger.warning("diffaug: compiling the CPU antialiasing kernel, once per source and torch version (about 30 s)")
         return cpp_extension.load(
-            name=_NAME,
-            sources=[str(_SOURCE)],
-            extra_cflags=["-O3", "-march=native", "-fopenmp"],
-            extra_ldflags=["-fopenmp"],
+            name=name,
+            sources=[str(copy)],
+            extra_cflags=list(_CFLAGS),
+            extra_ldflags=list(_LDFLAGS),
+            build_directory=str(build_directory),
             verbose=False,
         )
     except Exception as error:  # no compiler, no ninja, no writable cache: fall back, say so once
