@@ -258,15 +258,19 @@ class Compose(nn.Sequential):
             params: Any = None
             if _replayable(step):
                 canvas = images if plain_batch and size == in_size else stand_in(images, count, size)
-                if _takes_boxes(step):
-                    if crop_boxes is None:
-                        raise TypeError(
-                            f"step {index} ({type(step).__name__}) crops given boxes: call the pipeline with crop_boxes= "
-                            "(B, 4), or make_params(images, crop_boxes=...)"
-                        )
+                if crop_boxes is not None and _takes_boxes(step):
                     params, boxes_used = step.make_params(canvas, boxes=crop_boxes, generator=generator), True  # type: ignore[operator]
                 else:
-                    params = step.make_params(canvas, generator=generator)  # type: ignore[operator]
+                    try:
+                        params = step.make_params(canvas, generator=generator)  # type: ignore[operator]
+                    except TypeError as error:
+                        # Signatures are inspected only here, off the common path: a BoxCrop step without its boxes.
+                        if crop_boxes is None and _takes_boxes(step):
+                            raise TypeError(
+                                f"step {index} ({type(step).__name__}) crops given boxes: call the pipeline with crop_boxes= "
+                                "(B, 4), or make_params(images, crop_boxes=...)"
+                            ) from error
+                        raise
             if is_geometric(params):
                 if getattr(params, "batch_index", None) is not None:
                     raise ValueError(
