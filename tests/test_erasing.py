@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -263,3 +265,11 @@ def test_compiles_without_graph_breaks(kwargs) -> None:
         outputs.append(compiled(images))
         torch.testing.assert_close(outputs[-1], expected, rtol=0, atol=0)
     assert not torch.equal(outputs[0], outputs[1])  # new draws per call, not constants of the graph
+
+
+def test_signature_is_torchvisions_with_keyword_only_additions() -> None:
+    ours = list(inspect.signature(da.RandomErasing).parameters.values())
+    theirs = list(inspect.signature(T.RandomErasing).parameters.values())
+    positional = [p for p in ours if p.kind is not p.KEYWORD_ONLY]
+    assert [(p.name, p.kind, p.default) for p in positional] == [(p.name, p.kind, p.default) for p in theirs]
+    assert [p.name for p in ours if p.kind is p.KEYWORD_ONLY] == ["learnable", "temperature"]

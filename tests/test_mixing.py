@@ -9,6 +9,8 @@ lambda, gradients (float64 gradcheck), masks and the call forms.
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 import torch._dynamo
@@ -245,3 +247,12 @@ def test_compiles_without_graph_breaks(name) -> None:
     torch.manual_seed(0)
     got = compiled(images, labels)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["MixUp", "CutMix"])
+def test_signature_is_torchvisions_with_keyword_only_additions(name) -> None:
+    ours = list(inspect.signature(getattr(da, name)).parameters.values())
+    theirs = list(inspect.signature(getattr(T, name)).parameters.values())
+    assert all(p.kind is p.KEYWORD_ONLY for p in ours + theirs)  # torchvision's are keyword-only too
+    assert [(p.name, p.default) for p in ours[: len(theirs)]] == [(p.name, p.default) for p in theirs]
+    assert [p.name for p in ours[len(theirs) :]] == ["p", "learnable", "temperature"]
