@@ -318,16 +318,23 @@ def test_gradients_reach_rrc_scale_and_zoomcrop_zoom_with_antialias():
 
 # --------------------------------------------------------------------------- dtypes, shapes, transforms
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8])
-def test_dtypes_come_back_and_match_float32(dtype):
+def test_dtypes_come_back_and_match_a_float64_pyramid(dtype):
+    """Against an independent reference: the same values in float64 through the pure PyTorch
+    pyramid (on the CPU, float32 and float64 run the compiled kernel)."""
+    from diffaug.functional import _antialias_cpu
+
     g = torch.Generator().manual_seed(2)
     base = torch.rand(2, 3, 48, 40, generator=g)
     images = (base * 255).round().to(torch.uint8) if dtype == torch.uint8 else base.to(dtype)
     boxes = torch.tensor([[1.5, 2.0, 39.0, 45.5], [0.0, 0.0, 20.0, 30.0]])
     out = daf.crop(images, boxes, (12, 10), antialias=True)
     assert out.dtype == dtype and out.shape == (2, 3, 12, 10)
-    expected = daf.crop(images.float(), boxes, (12, 10), antialias=True)
-    tolerance = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 0, torch.float64: 1e-6, torch.uint8: 0.5 + 1e-3}[dtype]
-    torch.testing.assert_close(out.float(), expected.round() if dtype == torch.uint8 else expected, rtol=0, atol=tolerance + 1e-6)
+    with _antialias_cpu.disabled():
+        expected = daf.crop(images.double(), boxes.double(), (12, 10), antialias=True)
+    assert not torch.equal(expected, daf.crop(images.double(), boxes.double(), (12, 10)))  # the filter acts here
+    # half precision: sampled in float32, rounded back; uint8: rounded to the nearest integer.
+    tolerance = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 1e-5, torch.float64: 1e-12, torch.uint8: 0.5 + 1e-3}
+    torch.testing.assert_close(out.double(), expected, rtol=0, atol=tolerance[dtype])
 
 
 def test_single_image_batch_index_and_empty_batch():
