@@ -85,6 +85,12 @@ def box_area_fraction(boxes: Tensor, size: tuple[int, int]) -> Tensor:
     return inside_w * inside_h / float(height * width)
 
 
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    # The cover in float32 (float64 stays): bfloat16 holds integers exactly only up to 256, so a corner
+    # at 257 would move; the 0/1 weights it gives are exact in every dtype.
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def _blend(start: Tensor, end: Tensor, weight: Tensor, scratch: bool = False) -> Tensor:
     """``start + weight (end - start)``, exactly ``start`` where ``weight`` is 0 and ``end`` where it is 1.
 
@@ -132,7 +138,7 @@ def erase(images: Tensor, boxes: Tensor, value: Tensor | float = 0.0, weight: Te
     _checks.check_boxes(boxes, images)
     if boxes.shape != (images.shape[0], 4):
         raise ValueError(f"boxes must have shape (B, 4) = ({images.shape[0]}, 4), one per image, got {tuple(boxes.shape)}")
-    compute = images.dtype if images.is_floating_point() else torch.float32
+    compute = _compute_dtype(images.dtype)
     cover = box_cover(boxes.to(compute), (images.shape[-2], images.shape[-1]), weight)
     target = value if isinstance(value, Tensor) else _constants.values(float(value), cover)
     return _blend(images, target, cover)
@@ -188,7 +194,7 @@ def cutmix(images: Tensor, partner: Tensor, boxes: Tensor, weight: Tensor | None
     _checks.check_boxes(boxes, images)
     if boxes.shape != (images.shape[0], 4):
         raise ValueError(f"boxes must have shape (B, 4) = ({images.shape[0]}, 4), one per image, got {tuple(boxes.shape)}")
-    compute = images.dtype if images.is_floating_point() else torch.float32
+    compute = _compute_dtype(images.dtype)
     cover_y, cover_x = _axis_covers(boxes.to(compute), (images.shape[-2], images.shape[-1]), weight)
     own = torch.addcmul(_constants.values(1.0, cover_y), cover_y, cover_x, value=-1).unsqueeze(1)  # 1 - cover, one pass
     # The partner's pixels blended towards the sample's own outside the box: one batch-sized temporary.

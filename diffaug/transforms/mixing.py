@@ -175,7 +175,7 @@ class RandomErasing(RandomTransform):
         if self.inplace:
             if not images.is_floating_point() or images.requires_grad:
                 raise ValueError("inplace=True needs floating point images that do not require gradients")
-            cover = mixing_f.box_cover(params.boxes.to(images.dtype), params.in_size, weight)
+            cover = mixing_f.box_cover(params.boxes, params.in_size, weight).to(images.dtype)
             target = value if isinstance(value, Tensor) else _constants.values(float(value), cover)
             return images.lerp_(target.to(images.dtype), cover)
         return mixing_f.erase(images, params.boxes, value, weight)
