@@ -296,6 +296,18 @@ def test_gradcheck_of_boxes_and_keypoints_in_theta():
     assert torch.autograd.gradcheck(lambda p, t: T.transform_keypoints(p, t, (10, 12), (8, 9))[0], (points, theta))
 
 
+def test_second_order_gradients_of_boxes_and_keypoints():
+    """R1-style penalties differentiate twice: boxes (the clip included, away from its kinks) and keypoints."""
+    theta = torch.tensor([[[0.8, 0.3, 0.1], [-0.2, 0.9, -0.05]]], dtype=torch.float64, requires_grad=True)
+    boxes = torch.tensor([[[2.0, 3.0, 6.0, 5.0]]], dtype=torch.float64, requires_grad=True)
+    points = torch.tensor([[[2.5, 3.5], [6.0, 1.0]]], dtype=torch.float64, requires_grad=True)
+    for clip in (False, True):
+        assert torch.autograd.gradgradcheck(
+            lambda b, t, c=clip: T.transform_boxes(b, t, (10, 12), (8, 9), clip=c)[0], (boxes, theta)
+        )
+    assert torch.autograd.gradgradcheck(lambda p, t: T.transform_keypoints(p, t, (10, 12), (8, 9))[0], (points, theta))
+
+
 # ---------------------------------------------------------------- one call convention for every transform
 SINGLE_STEPS = {
     "flip": lambda: da.RandomHorizontalFlip(),
