@@ -487,13 +487,16 @@ def adjust_hue(images: Tensor, factor: Tensor) -> Tensor:
     numerator = torch.where(red_max, green - blue, torch.where(green_max, blue - red, red - green))
     sector = torch.where(red_max, 0.0, torch.where(green_max, 2.0, 4.0))
     safe = torch.where(chroma == 0, 1.0, chroma)  # grey: any hue, C = 0 keeps V
-    h6 = numerator / safe + sector + 6 * factor.to(x.dtype).view(-1, 1, 1)  # in [-4, 8)
-    h6 = h6 + 6 * (h6 < 0).to(x.dtype) - 6 * (h6 >= 6).to(x.dtype)  # in [0, 6)
+    # In place on tensors made here that no backward reads (add and sub save nothing): each
+    # full-size allocation costs about as much as the arithmetic.
+    h6 = (numerator / safe).add_(sector).add_(6 * factor.to(x.dtype).view(-1, 1, 1))  # in [-4, 8)
+    h6 = h6.add_(h6.lt(0).to(x.dtype).mul_(6)).sub_(h6.ge(6).to(x.dtype).mul_(6))  # in [0, 6)
     channels = []
     for offset in (5.0, 3.0, 1.0):
         k = h6 + offset  # in [1, 11): one wrap brings it into [0, 6)
-        k = k - 6 * (k >= 6).to(x.dtype)
-        channels.append(value - chroma * torch.minimum(k, 4 - k).clamp(0.0, 1.0))
+        k = k.sub_(k.ge(6).to(x.dtype).mul_(6))
+        ramp = torch.minimum(k, 4 - k).clamp(0.0, 1.0)
+        channels.append(torch.addcmul(value, chroma, ramp, value=-1))
     out = torch.stack(channels, dim=-3)
     if bound != 1.0:
         # Back to uint8 as torchvision's scaled conversion does: times (255 + 1 - 1e-3), truncated, so a

@@ -269,10 +269,11 @@ def _affine_step(images: Tensor, matrix: Tensor, channels: int, uses_mean: bool)
     return daf.apply_colour(images, matrix if uses_mean else _plain_form(matrix, channels), clamp=True)
 
 
-def _hue_step(images: Tensor, hue: Tensor) -> Tensor:
-    """HSV hue shift; samples with a zero shift keep their pixels exactly (no HSV round trip)."""
+def _hue_step(images: Tensor, hue: Tensor, skips: bool) -> Tensor:
+    """HSV hue shift; with ``skips`` (some samples may not be applied), samples with a zero shift keep
+    their pixels exactly (no HSV round trip)."""
     shifted = daf.adjust_hue(images, hue)
-    return torch.where((hue == 0)[:, None, None, None], images, shifted)
+    return torch.where((hue == 0)[:, None, None, None], images, shifted) if skips else shifted
 
 
 class ColorJitter(ColourTransform):
@@ -389,7 +390,7 @@ class ColorJitter(ColourTransform):
         for position in range(count - 1):
             op = torch.where(position < hue_at, sequence[:, position], -1)
             out = _affine_step(out, _pick(matrices, op, identity), channels, uses_mean)
-        out = _hue_step(out, hue)
+        out = _hue_step(out, hue, skips=not self.always)
         for step in range(count - 1):
             after = hue_at + 1 + step  # (B,) the position of this sample's next op
             op = sequence.gather(1, after.clamp(max=count - 1).unsqueeze(1)).squeeze(1)
@@ -505,7 +506,7 @@ class RandomPhotometricDistort(ColourTransform):
         out = images
         for index, matrix in enumerate(self._sequence(params, channels, fused_hue=False)):
             if index == _HUE and params.hue is not None:
-                out = _hue_step(out, params.hue)
+                out = _hue_step(out, params.hue, skips=True)
             elif matrix is not None:
                 out = _affine_step(out, matrix, channels, uses_mean)
         # A permutation moves values: exact, and it needs no clamp.
