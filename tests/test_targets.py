@@ -385,6 +385,8 @@ def test_each_call_form_returns_its_one_documented_type(name):
     ]
     as_dict = module(images, boxes=torch.zeros(2, 1, 4) + torch.tensor([1.0, 1.0, 9.0, 9.0]), mask_fill=255)
     assert type(as_dict) is dict and sorted(as_dict) == ["boxes", "boxes_valid", "images"]
+    none_given = module(images, boxes=None, masks=None)  # the type follows the call form, not the values
+    assert type(none_given) is dict and sorted(none_given) == ["images"]
     with pytest.raises(TypeError, match="'labels'.*boxes="):
         module(images, labels=torch.zeros(2))
     with pytest.raises(ValueError, match="not both"):

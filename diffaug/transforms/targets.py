@@ -8,7 +8,8 @@ Every diffaug transform and :class:`~diffaug.Compose` is called the same way:
   ``(images, *targets)`` of the same types, with the new ``canvas_size``;
 * ``t(images, boxes=..., masks=..., keypoints=...)`` (the keywords of :class:`Targets`) -> a
   dict with ``"images"``, each target given, and ``"boxes_valid"`` / ``"keypoints_visible"``
-  when boxes / keypoints were given.
+  when boxes / keypoints were given. Any target keyword makes it a dict, even one that is
+  ``None`` (``t(images, boxes=None)`` -> ``{"images": ...}``), so the type follows the call.
 
 Targets move through the params the images were transformed with: a pipeline's ``matrix``
 ``(B, 3, 3)`` (the product of its geometric steps), else a transform's ``theta`` ``(B, 2, 3)``.
@@ -214,9 +215,9 @@ def call(module: nn.Module, images: Tensor, tv_targets: Sequence[Any], targets: 
     batched = plain.ndim == 4
     if tv_targets:
         return (out, *_move_tv(params, tv_targets, False, batched))
-    if not spec.given:
-        return out
-    return {"images": out, **_move(params, spec, False, batched)}
+    if not targets:
+        return out  # a tv_tensors.Image alone
+    return {"images": out, **_move(params, spec, False, batched)}  # any target keyword, even None: a dict
 
 
 def inverse(outputs: Any, params: Any, mode: str = "bilinear") -> Any:
