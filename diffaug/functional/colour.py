@@ -384,12 +384,13 @@ def apply_colour(
     c_out = linear.shape[-2]
     if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
         pixels = x.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
-        out = torch.baddbmm(offset.unsqueeze(-2), pixels, linear.transpose(-1, -2))
+        out = torch.bmm(pixels, linear.transpose(-1, -2)).add_(offset.unsqueeze(-2))
         out = out.view(batch, height, width, c_out).permute(0, 3, 1, 2)
     else:
+        # bmm, then the offset in place: baddbmm would first copy the broadcast offset to full size.
         pixels = x.reshape(batch, channels, height * width)
-        out = torch.baddbmm(offset.unsqueeze(-1), linear, pixels).view(batch, c_out, height, width)
-    # In place: out is this function's own fresh tensor (baddbmm's backward does not read it), and a
+        out = torch.bmm(linear, pixels).add_(offset.unsqueeze(-1)).view(batch, c_out, height, width)
+    # In place: out is this function's own fresh tensor (bmm's backward does not read it), and a
     # second full-size allocation costs more than the clamp itself.
     if bounds is not None:
         low, high = (bound.to(work).reshape(batch, c_out, 1, 1) * out_range for bound in bounds)
