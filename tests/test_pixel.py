@@ -409,6 +409,8 @@ def test_solarize_threshold_gradient_follows_the_exact_operations_slope(t):
         (lambda: da.RandomSolarize(-0.5), ValueError, "threshold"),
         (lambda: da.RandomSolarize(128)(torch.rand(1, 3, 4, 4)), ValueError, "threshold"),
         (lambda: da.RandomSolarize(256, p=1.0)(torch.zeros(1, 3, 4, 4, dtype=torch.uint8)), ValueError, "threshold"),
+        (lambda: da.RandomSolarize(0.5, p=1.0, learnable=True)(torch.zeros(1, 3, 4, 4, dtype=torch.uint8)), ValueError, "float"),
+        (lambda: da.RandomSolarize(2.0, learnable=True), ValueError, "threshold"),
         (lambda: da.RandomAdjustSharpness(-1.0), ValueError, "sharpness_factor"),
         (lambda: da.RandomAdjustSharpness(2.0)(torch.rand(1, 4, 5, 5)), TypeError, "channels"),
         (lambda: da.RandomAutocontrast()(torch.rand(1, 2, 5, 5)), TypeError, "channels"),

@@ -320,9 +320,9 @@ class RandomSolarize(RandomTransform):
             raise ValueError(f"threshold must be >= 0 (the images' range), got {threshold!r}")
         self.threshold = float(threshold)
         # A learnable threshold lives in float images' [0, 1]; uint8 images carry no gradient anyway.
-        self.threshold_range = Range((self.threshold,) * 2, domain=(0.0, 1.0), learnable=True) if learnable else None
         if learnable and self.threshold > 1:
             raise ValueError(f"a learnable threshold is in float images' range [0, 1], got {threshold!r}")
+        self.threshold_range = Range((self.threshold,) * 2, domain=(0.0, 1.0), learnable=True) if learnable else None
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> PixelParams:
         """``applied`` per sample and, when learnable, one threshold per sample (``magnitude``)."""
@@ -334,11 +334,14 @@ class RandomSolarize(RandomTransform):
         if params.magnitude is None:
             out = pixel.solarize(images, self.threshold)
         else:
+            if not images.is_floating_point():
+                raise ValueError(
+                    "RandomSolarize(learnable=True) has its threshold in float images' range [0, 1]; "
+                    f"got {images.dtype} images (convert them with ToDtype(torch.float32, scale=True) first)"
+                )
             level = params.magnitude.to(compute_dtype(images.dtype))
             level = level if images.ndim == 4 else level[0]
-            out = pixel.solarize(images, level)
-            if images.is_floating_point():
-                out = out + pixel.solarize_surrogate(images, level).to(images.dtype)
+            out = pixel.solarize(images, level) + pixel.solarize_surrogate(images, level).to(images.dtype)
         return _select(self, images, out, params.applied)
 
 
