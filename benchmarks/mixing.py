@@ -13,7 +13,10 @@ Cases, each a full forward call (params drawn, images changed, labels mixed):
 * ``RandomErasing(p=1)``;
 * ``clone``: ``images.clone()``, the cost of writing one new batch-sized tensor (a floor for any
   transform that returns new images);
-* ``MixUp.make_params`` / ``CutMix.make_params``: the per-sample draws alone.
+* ``MixUp.make_params`` / ``CutMix.make_params``: the per-sample draws alone;
+* ``MixUp.transform`` / ``CutMix.transform``: the images alone, for params drawn once;
+* with ``--inductor``, the same two compiled by ``torch.compile`` (Inductor fuses the partners'
+  gather into the blend; compiling takes about a minute on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -32,10 +35,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import diffaug as da  # noqa: E402
 
 
-def cases(images: torch.Tensor, labels: torch.Tensor, size: int) -> dict[str, Callable[[], object]]:
+def cases(images: torch.Tensor, labels: torch.Tensor, size: int, inductor: bool) -> dict[str, Callable[[], object]]:
     crop = da.RandomResizedCrop(size)
     mixup, cutmix = da.MixUp(num_classes=1000), da.CutMix(num_classes=1000)
     erasing = da.RandomErasing(p=1.0)
+    mix_params, cut_params = mixup.make_params(images), cutmix.make_params(images)
+    extra: dict[str, Callable[[], object]] = {}
+    if inductor:
+        mix_compiled, cut_compiled = torch.compile(mixup.transform), torch.compile(cutmix.transform)
+        extra = {
+            "MixUp.transform, Inductor": lambda: mix_compiled(images, mix_params),
+            "CutMix.transform, Inductor": lambda: cut_compiled(images, cut_params),
+        }
     return {
         f"RandomResizedCrop({size})": lambda: crop(images),
         "MixUp": lambda: mixup(images, labels),
@@ -44,14 +55,17 @@ def cases(images: torch.Tensor, labels: torch.Tensor, size: int) -> dict[str, Ca
         "clone": lambda: images.clone(),
         "MixUp.make_params": lambda: mixup.make_params(images),
         "CutMix.make_params": lambda: cutmix.make_params(images),
+        "MixUp.transform": lambda: mixup.transform(images, mix_params),
+        "CutMix.transform": lambda: cutmix.transform(images, cut_params),
+        **extra,
     }
 
 
-def run(batch: int, size: int, rounds: int, warmup: int) -> str:
+def run(batch: int, size: int, rounds: int, warmup: int, inductor: bool = False) -> str:
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(batch, 3, size, size, generator=generator)
     labels = torch.randint(0, 1000, (batch,), generator=generator)
-    timed = cases(images, labels, size)
+    timed = cases(images, labels, size, inductor)
     for fn in timed.values():
         for _ in range(warmup):
             fn()
@@ -84,10 +98,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--inductor", action="store_true", help="also time the transforms compiled by torch.compile")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    print(run(args.batch, args.size, args.rounds, args.warmup))
+    print(run(args.batch, args.size, args.rounds, args.warmup, args.inductor))
 
 
 if __name__ == "__main__":

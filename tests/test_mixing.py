@@ -63,8 +63,8 @@ def test_one_hot_and_index_labels_give_the_same_soft_labels() -> None:
         params = transform.make_params(torch.zeros(6, 3, 8, 8))
         from_index = transform.transform_labels(labels, params)
         from_rows = da.CutMix().transform_labels if isinstance(transform, da.CutMix) else da.MixUp().transform_labels
-        assert torch.equal(from_index, from_rows(daf.one_hot(labels, CLASSES), params))
-        assert torch.equal(from_index, transform.transform_labels(daf.one_hot(labels, CLASSES).long(), params))
+        torch.testing.assert_close(from_index, from_rows(daf.one_hot(labels, CLASSES), params))
+        torch.testing.assert_close(from_index, transform.transform_labels(daf.one_hot(labels, CLASSES).long(), params))
 
 
 def test_lambdas_and_partners_differ_within_a_batch() -> None:
@@ -256,3 +256,12 @@ def test_signature_is_torchvisions_with_keyword_only_additions(name) -> None:
     assert all(p.kind is p.KEYWORD_ONLY for p in ours + theirs)  # torchvision's are keyword-only too
     assert [(p.name, p.default) for p in ours[: len(theirs)]] == [(p.name, p.default) for p in theirs]
     assert [p.name for p in ours[len(theirs) :]] == ["p", "learnable", "temperature"]
+
+
+def test_index_labels_scatter_their_weights() -> None:
+    partner, weight = torch.tensor([1, 2, 0]), torch.tensor([0.25, 0.5, 1.0], dtype=torch.float64, requires_grad=True)
+    rows = daf.mix_labels(torch.tensor([2, 2, -1]), partner, weight, num_classes=3)
+    # Same class twice: the shares add up; an index outside the classes adds nothing (no host read to refuse it).
+    expected = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.5], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(rows, expected)
+    assert torch.autograd.gradcheck(lambda w: daf.mix_labels(torch.tensor([0, 1, 2]), partner, w, num_classes=3), (weight,))

@@ -216,18 +216,35 @@ def one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float32
     return (labels.unsqueeze(-1) == classes).to(dtype)
 
 
-def mix_labels(labels: Tensor, partner: Tensor, weight: Tensor) -> Tensor:
+def mix_labels(labels: Tensor, partner: Tensor, weight: Tensor, num_classes: int | None = None) -> Tensor:
     """Soft labels of mixed samples: ``weight * labels + (1 - weight) * labels[partner]``.
 
     Args:
-        labels: ``(B, K)`` floating point (one-hot or soft) rows.
+        labels: ``(B, K)`` floating point rows (one-hot or soft), or ``(B,)`` class indices with
+            ``num_classes``: the two weights are then scattered into zero rows, without building
+            one-hot rows first (an index outside the classes is dropped).
         partner: ``(B,)`` long.
         weight: ``(B,)``: each sample's own share of its image (MixUp's lambda, CutMix's kept area).
+        num_classes: ``K``, for class indices.
+
+    Returns:
+        ``(B, K)`` in ``weight``'s dtype for class indices, else in the labels' dtype.
 
     Example:
         >>> import torch
         >>> mix_labels(torch.eye(2), torch.tensor([1, 0]), torch.tensor([0.75, 1.0]))
         tensor([[0.7500, 0.2500],
                 [0.0000, 1.0000]])
+        >>> mix_labels(torch.tensor([1, 0]), torch.tensor([1, 0]), torch.tensor([0.75, 1.0]), num_classes=3)
+        tensor([[0.2500, 0.7500, 0.0000],
+                [1.0000, 0.0000, 0.0000]])
     """
-    return torch.lerp(labels[partner], labels, weight.to(labels.dtype).unsqueeze(-1))
+    if labels.ndim == 2:
+        return torch.lerp(labels[partner], labels, weight.to(labels.dtype).unsqueeze(-1))
+    if num_classes is None:
+        raise ValueError("num_classes must be given for labels that are class indices (B,)")
+    columns = torch.stack([labels, labels[partner]], dim=-1)
+    # An index outside [0, K) adds nothing (a zero row, as one_hot's comparison gives), read by no host.
+    valid = (columns >= 0) & (columns < num_classes)
+    shares = torch.stack([weight, 1 - weight], dim=-1) * valid
+    return weight.new_zeros(labels.shape[0], num_classes).scatter_add_(1, columns.clamp(0, num_classes - 1), shares)

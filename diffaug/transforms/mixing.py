@@ -267,11 +267,12 @@ class _Mixing(RandomTransform):
     def transform_labels(self, labels: Tensor, params: MixParams) -> Tensor:
         """``(B,)`` class indices or ``(B, K)`` rows -> ``(B, K)`` soft labels mixed as the images were.
 
-        Integer labels need ``num_classes``; the result is float32 (or the labels' floating dtype).
+        Integer labels need ``num_classes`` and give rows in the lambdas' dtype (float32, float64 for
+        float64 images); ``(B, K)`` rows keep their floating dtype (integer rows become float32).
         Rows that sum to 1 stay so.
         """
         labels = self._check_labels(labels, params.partner.shape[0], params.partner.device)
-        return mixing_f.mix_labels(labels, params.partner, self.own_share(params))
+        return mixing_f.mix_labels(labels, params.partner, self.own_share(params), self.num_classes)
 
     def own_share(self, params: MixParams) -> Tensor:
         """``(B,)`` the part of each output image that is the sample's own: its label's weight."""
@@ -318,7 +319,7 @@ class _Mixing(RandomTransform):
         return type(sample)(out) if isinstance(sample, tuple) else out
 
     def _check_labels(self, labels: object, batch: int, device: torch.device) -> Tensor:
-        """Labels as ``(B, K)`` floating rows; integer labels one-hot encoded."""
+        """Labels checked: ``(B,)`` class indices as given, ``(B, K)`` rows as floating point."""
         if not isinstance(labels, Tensor):
             raise TypeError(f"labels must be a torch.Tensor (B,) of class indices or (B, K), got {type(labels).__name__}")
         if labels.ndim not in (1, 2) or labels.shape[0] != batch:
@@ -337,7 +338,7 @@ class _Mixing(RandomTransform):
             low, high = int(labels.min()), int(labels.max())
             if low < 0 or high >= self.num_classes:
                 raise ValueError(f"labels must be in [0, {self.num_classes}), got values in [{low}, {high}]")
-        return mixing_f.one_hot(labels, self.num_classes)
+        return labels
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, num_classes={self.num_classes}"
