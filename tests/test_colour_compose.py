@@ -107,3 +107,12 @@ def test_colour_steps_leave_boxes_alone() -> None:
     result = pipe(_images(), boxes=boxes)
     torch.testing.assert_close(result["boxes"], boxes)
     assert bool(result["boxes_valid"].all())
+
+
+def test_a_fused_run_makes_the_checks_of_its_steps() -> None:
+    images = _images()
+    with pytest.raises(TypeError, match="floating point"):
+        da.Compose([da.RandomInvert(), da.Normalize(MEAN, STD)])(_images(torch.uint8))
+    with pytest.raises(ValueError, match="channels"):
+        da.Compose([da.Grayscale(), da.Normalize([0.5], [0.2])])(images)
+    assert da.Compose([da.Normalize(MEAN, STD), da.Grayscale()])(images).shape == (6, 1, 10, 10)

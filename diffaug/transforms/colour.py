@@ -66,6 +66,7 @@ class ColourParams:
         clamp: whether the output is clamped to the valid range after the matrix.
         diagonal: the matrix scales each channel by a positive gain and shifts it (``Normalize``,
             ``ToDtype``): a clamp before it can be carried through it (``Compose`` fuses across it).
+        needs_float: the step refuses integer images (``Normalize``, as torchvision).
 
     Example:
         >>> import torch, diffaug as da
@@ -80,6 +81,7 @@ class ColourParams:
     dtype: torch.dtype | None = None
     clamp: bool = False
     diagonal: bool = False
+    needs_float: bool = False
 
 
 @dataclasses.dataclass
@@ -760,7 +762,7 @@ class Normalize(ColourTransform):
         matrix = daf.normalize_matrix(mean, std, batch)
         if not self.always:
             matrix = _select(applied, matrix, daf.colour_identity(batch, channels, images.device, applied.dtype))
-        return ColourParams(applied, channels, matrix, diagonal=True)
+        return ColourParams(applied, channels, matrix, diagonal=True, needs_float=True)
 
     def colour_pass(self, images: Tensor, params: ColourParams) -> Tensor:
         if not images.is_floating_point():

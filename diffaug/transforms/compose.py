@@ -421,6 +421,15 @@ def _colour_pass(images: Tensor, run: list[Any]) -> Tensor:
     matrix, bounds, dtype = run[0].colour, None, images.dtype
     for position, params in enumerate(run):
         colour = params.colour
+        # Checks a step's own transform would make: its params drawn for these channels, its dtype.
+        into = channels if position == 0 else matrix.shape[-2]
+        if getattr(params, "channels", into) != into:
+            raise ValueError(
+                f"a colour step's params were drawn for {params.channels} channels but its input has {into}: inside Compose, "
+                "params are drawn for the input's channels, so a step that changes them (Grayscale) must come last"
+            )
+        if getattr(params, "needs_float", False) and not dtype.is_floating_point:
+            raise TypeError(f"a colour step (Normalize) needs floating point images, got {dtype}; put ToDtype before it")
         if position:
             matrix = daf.compose_colour(matrix, colour, channels)
         if bounds is not None:  # a positive per-channel gain and offset move the bounds, keep their order
