@@ -106,3 +106,22 @@ def test_inverse_rejects_unknown_keys():
         assert "scores" in str(error)
     else:
         raise AssertionError("unknown keys must raise")
+
+
+def test_inverse_of_a_single_transform_in_every_call_form():
+    from diffaug.transforms.targets import inverse
+
+    resize = da.Resize((10, 15))
+    canvas = (20, 30)
+    image = tv_tensors.Image(torch.rand(3, *canvas))
+    boxes = tv_tensors.BoundingBoxes([[3.0, 4.0, 10.0, 12.0]], format="XYXY", canvas_size=canvas)
+    params = resize.make_params(image)
+    back_image, back_boxes = inverse((resize.transform(image, params), *resize(image, boxes)[1:]), params)
+    assert isinstance(back_image, tv_tensors.Image) and back_image.shape == (3, *canvas) and back_boxes.canvas_size == canvas
+    torch.testing.assert_close(back_boxes.as_subclass(torch.Tensor), boxes.as_subclass(torch.Tensor), rtol=0, atol=1e-4)
+    images = torch.rand(2, 1, *canvas)
+    points = torch.rand(2, 4, 2) * torch.tensor([30.0, 20.0])
+    out = resize(images, keypoints=points)
+    back = inverse(out, resize.make_params(images))
+    assert back["images"].shape == images.shape
+    torch.testing.assert_close(back["keypoints"], points, rtol=0, atol=1e-4)

@@ -226,8 +226,10 @@ class GeometricTransform(RandomTransform):
         raise NotImplementedError  # pragma: no cover - every subclass defines it
 
     def transform(self, images: Tensor, params: Params) -> Tensor:
-        """Apply ``params`` to ``images`` (pure: the same params give the same output)."""
+        """Apply ``params`` to ``images`` (pure: the same params give the same output); a ``tv_tensors.Image`` stays one."""
         _checks.check_images(images)
+        if type(images) is not Tensor:
+            return target_layer.wrap_like(self.transform(target_layer.as_plain(images), params), images)
         if images.ndim == 3:
             return self.transform(images.unsqueeze(0), params).squeeze(0)
         if params.batch_index is None and params.theta.shape[0] != images.shape[0]:
