@@ -471,3 +471,27 @@ def test_grouped_route_gradients(monkeypatch):
     expected = torch.stack([TF.gaussian_blur(x[i].detach(), [3, 5], [float(s), float(s)]) for i, s in enumerate(sigma.detach())])
     assert _gap(daf.gaussian_blur(x, (3, 5), sigma), expected) <= 1e-12
     assert torch.autograd.gradcheck(lambda a, s: daf.gaussian_blur(a, (3, 5), s), (x, sigma))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_learnable_transforms_run_on_every_dtype_and_single_images(dtype):
+    builds = [
+        lambda: da.GaussianBlur(5, p=0.5, learnable=True),
+        lambda: da.GaussianNoise(sigma=(0.0, 0.1), p=0.5, learnable=True),
+        lambda: da.RandomPosterize(3, learnable=True),
+        lambda: da.RandomAdjustSharpness(2.0, learnable=True),
+        lambda: da.RandomAutocontrast(learnable=True),
+        lambda: da.RandomEqualize(learnable=True),
+    ]
+    if dtype != torch.uint8:
+        builds.append(lambda: da.RandomSolarize(0.5, learnable=True))
+    x = _images((4, 3, 9, 8), dtype)
+    for build in builds:
+        for mode in ("train", "eval"):
+            transform = build().train(mode == "train")
+            for images in (x, x[0], x.contiguous(memory_format=torch.channels_last)):
+                out = transform(images)
+                assert out.dtype == dtype and out.shape == images.shape
+                assert torch.isfinite(out.double()).all()
+                bound = 255 if dtype == torch.uint8 else 1  # blends of in-range images stay in range
+                assert out.double().min() >= -1e-3 and out.double().max() <= bound + 1e-3
