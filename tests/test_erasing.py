@@ -274,3 +274,16 @@ def test_signature_is_torchvisions_with_keyword_only_additions() -> None:
     positional = [p for p in ours if p.kind is not p.KEYWORD_ONLY]
     assert [(p.name, p.kind, p.default) for p in positional] == [(p.name, p.kind, p.default) for p in theirs]
     assert [p.name for p in ours if p.kind is p.KEYWORD_ONLY] == ["learnable", "temperature"]
+
+
+def test_in_a_pipeline_after_a_crop() -> None:
+    pipeline = da.Compose([da.RandomResizedCrop(16), da.RandomErasing(p=1.0, value="random")])
+    images = torch.rand(4, 3, 32, 32)
+    params = pipeline.make_params(images, generator=torch.Generator().manual_seed(0))
+    out = pipeline.transform(images, params)
+    assert out.shape == (4, 3, 16, 16)
+    assert torch.equal(out, pipeline.transform(images, params))  # the noise replays from the params
+    erasing = params.steps[1]
+    assert erasing.noise.shape == (4, 3, 16, 16) and erasing.in_size == (16, 16)
+    cropped = pipeline[0].transform(images, params.steps[0])
+    assert torch.equal(out, pipeline[1].transform(cropped, erasing))
