@@ -22,7 +22,7 @@ import diffaug as da
 IMAGES = Path(__file__).resolve().parents[1] / "images"
 
 
-def photo(size: int = 160) -> torch.Tensor:
+def photo(size: int = 128) -> torch.Tensor:
     """The astronaut's face, ``(3, size, size)`` in ``[0, 1]``."""
     array = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float() / 255.0
     face = array[:, 20:270, 120:370]
@@ -65,7 +65,7 @@ def main() -> None:
     fig.suptitle("top: each operation with fixed values; bottom: one call each, a sigma drawn per sample", fontsize=9)
     fig.tight_layout()
     IMAGES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(IMAGES / "pixel_ops.png", dpi=90)
+    fig.savefig(IMAGES / "pixel_ops.png", dpi=80)
     plt.close(fig)
 
 
