@@ -358,3 +358,15 @@ def test_bad_images_fail_with_a_named_error() -> None:
     jitter = da.ColorJitter(0.4)
     with pytest.raises(ValueError, match="make_params"):
         jitter.transform(torch.rand(3, 3, 5, 5), jitter.make_params(torch.rand(2, 3, 5, 5)))
+
+
+def test_single_image_and_uint8_fused_pass() -> None:
+    image = _images(batch=1, dtype=torch.uint8)[0]
+    jitter = da.ColorJitter(0.4, 0.4, 0.4, 0.1, fused=True)
+    out = jitter(image)
+    assert out.shape == image.shape and out.dtype == torch.uint8
+    params = jitter.make_params(image[None], torch.Generator().manual_seed(0))
+    batched = jitter.transform(image[None], params)
+    floats = jitter.transform(image[None].double() / 255, params)
+    # uint8 out: truncation of the float result (as torchvision's uint8 kernels), from the same matrix.
+    assert torch.equal(batched.int(), (floats * 255 + 1e-9).floor().clamp(0, 255).int())
