@@ -287,3 +287,11 @@ def test_in_a_pipeline_after_a_crop() -> None:
     assert erasing.noise.shape == (4, 3, 16, 16) and erasing.in_size == (16, 16)
     cropped = pipeline[0].transform(images, params.steps[0])
     assert torch.equal(out, pipeline[1].transform(cropped, erasing))
+
+
+def test_learnable_probability_gets_gradients() -> None:
+    transform = da.RandomErasing(p=0.5, value=1.0, learnable=True, temperature=1.0)
+    assert transform.p_logit is not None
+    transform(torch.zeros(16, 1, 12, 12)).sum().backward()
+    assert float(transform.p_logit.grad.abs()) > 0
+    assert transform.scale.raw is not None and float(transform.scale.raw.grad.abs().sum()) > 0

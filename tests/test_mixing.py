@@ -265,3 +265,11 @@ def test_index_labels_scatter_their_weights() -> None:
     expected = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.5], [0.0, 0.0, 0.0]], dtype=torch.float64)
     torch.testing.assert_close(rows, expected)
     assert torch.autograd.gradcheck(lambda w: daf.mix_labels(torch.tensor([0, 1, 2]), partner, w, num_classes=3), (weight,))
+
+
+@given(corners=st.lists(st.floats(-6.0, 16.0, allow_nan=False), min_size=4, max_size=4))
+def test_area_fraction_is_the_mean_cover(corners) -> None:
+    # The label weight (closed form, clipped to the image) and the pixels actually pasted agree for any box.
+    boxes = torch.tensor([corners], dtype=torch.float64)
+    cover = daf.box_cover(boxes, (7, 9))
+    torch.testing.assert_close(daf.box_area_fraction(boxes, (7, 9)), cover.mean((1, 2, 3)))
