@@ -495,3 +495,22 @@ def test_learnable_transforms_run_on_every_dtype_and_single_images(dtype):
                 assert torch.isfinite(out.double()).all()
                 bound = 255 if dtype == torch.uint8 else 1  # blends of in-range images stay in range
                 assert out.double().min() >= -1e-3 and out.double().max() <= bound + 1e-3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_batches_and_one_pixel_images(name):
+    transform = {
+        "GaussianBlur": da.GaussianBlur(5),
+        "GaussianNoise": da.GaussianNoise(),
+        "RandomPosterize": da.RandomPosterize(2, p=1.0),
+        "RandomSolarize": da.RandomSolarize(0.5, p=1.0),
+        "RandomAdjustSharpness": da.RandomAdjustSharpness(2.0, p=1.0),
+        "RandomAutocontrast": da.RandomAutocontrast(p=1.0),
+        "RandomEqualize": da.RandomEqualize(p=1.0),
+    }[name]
+    for shape in [(0, 3, 8, 8), (2, 3, 1, 1), (2, 1, 1, 7)]:
+        x = _images(shape, torch.float32)
+        assert transform(x).shape == x.shape
+    if name == "GaussianBlur":  # one pixel: every tap reads it, the normalised kernel gives it back
+        x = _images((2, 3, 1, 1), torch.float32)
+        torch.testing.assert_close(transform(x), x)
