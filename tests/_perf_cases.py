@@ -74,6 +74,18 @@ def _nested_pipeline() -> nn.Module:
     return da.Compose([da.RandomResizedCrop(OUT, learnable=True, p=0.7), inner])
 
 
+def _colour_pipeline() -> nn.Module:
+    """A warp, then colour steps fused into passes (the jitter's clamp ends one before the grayscale)."""
+    return da.Compose(
+        [
+            da.RandomResizedCrop(OUT),
+            da.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8, fused=True),
+            da.RandomGrayscale(0.5),
+            da.Normalize([0.5, 0.5, 0.5], [0.25, 0.25, 0.25]),
+        ]
+    )
+
+
 def _views(result: Any) -> Tensor:
     views = result[0] if isinstance(result, tuple) else result
     return torch.cat([v.flatten() for v in views.values()])
@@ -127,6 +139,7 @@ def cases() -> list[Case]:
         Case("RandomInvert", lambda: da.RandomInvert()),
         Case("Normalize", lambda: da.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], p=0.5)),
         Case("ToDtype", lambda: da.ToDtype(torch.float64, scale=True)),
+        Case("Compose-colour", _colour_pipeline),
         Case("GaussianBlur", lambda: da.GaussianBlur(5, sigma=(0.1, 2.0), p=0.5)),
         Case("GaussianBlur-learnable", lambda: da.GaussianBlur((3, 5), p=0.5, learnable=True), learnable=True),
         Case("GaussianNoise", lambda: da.GaussianNoise(sigma=(0.05, 0.2))),
