@@ -1,6 +1,7 @@
 """Each pixel operation on one batch: diffaug against Kornia's equivalent and a torchvision v2 per-sample loop.
 
     python benchmarks/pixel_ops.py [--shape 64,3,224,224] [--rounds 7] [--threads N] [--device cpu] [--ops blur,noise]
+    python benchmarks/pixel_ops.py --backward [...]
 
 Every row draws per-sample parameters and applies the operation to all samples (``p=1``). The
 rows of one operation are called in turn, round after round (one call per row per round), so
@@ -8,6 +9,10 @@ load on a shared machine spreads over them alike; the table shows medians and th
 Kornia and to the torchvision loop. The blur also has a grouped-convolution row (per-sample 1-D
 kernels, padded copy, two ``conv2d`` calls with ``groups=B*C``): the alternative that diffaug's
 matrix products replaced.
+
+``--backward`` times forward + backward of ``out.sum()`` instead: diffaug with ``learnable=True``
+(gradients to the images and to the sigma range or factor; the straight-through ops to the
+images), against diffaug's own forward alone and Kornia's forward + backward to the images.
 """
 
 from __future__ import annotations
@@ -90,12 +95,42 @@ def rows(device: str) -> dict[str, list[Row]]:
     }
 
 
-def _time(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> float:
+def backward_rows(device: str) -> dict[str, list[Row]]:
+    return {
+        "GaussianBlur(23, (0.1, 2.0))": [
+            ("diffaug fwd+bwd", da.GaussianBlur(23, (0.1, 2.0), learnable=True).to(device)),
+            ("diffaug forward", da.GaussianBlur(23, (0.1, 2.0)).to(device)),
+            ("kornia", K.RandomGaussianBlur((23, 23), (0.1, 2.0), p=1.0).to(device)),
+        ],
+        "GaussianNoise(sigma=0.1)": [
+            ("diffaug fwd+bwd", da.GaussianNoise(sigma=0.1, learnable=True).to(device)),
+            ("diffaug forward", da.GaussianNoise(sigma=0.1).to(device)),
+            ("kornia", K.RandomGaussianNoise(std=0.1, p=1.0).to(device)),
+        ],
+        "RandomAdjustSharpness(2)": [
+            ("diffaug fwd+bwd", da.RandomAdjustSharpness(2.0, p=1.0, learnable=True).to(device)),
+            ("diffaug forward", da.RandomAdjustSharpness(2.0, p=1.0).to(device)),
+            ("kornia", K.RandomSharpness((1.9, 2.0), p=1.0).to(device)),
+        ],
+        "RandomEqualize()": [
+            ("diffaug fwd+bwd", da.RandomEqualize(p=1.0).to(device)),
+            ("diffaug forward", da.RandomEqualize(p=1.0).to(device)),
+            ("kornia", K.RandomEqualize(p=1.0).to(device)),
+        ],
+    }
+
+
+def _time(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, backward: bool = False) -> float:
     if images.is_cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
-    with torch.no_grad():
-        fn(images)
+    if backward:
+        fn(images.requires_grad_()).sum().backward()
+        images.grad = None
+        images.requires_grad_(False)
+    else:
+        with torch.no_grad():
+            fn(images)
     if images.is_cuda:
         torch.cuda.synchronize()
     return (time.perf_counter() - start) * 1000
@@ -107,7 +142,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--ops", default="", help="comma-separated prefixes of the operations to run (default all)")
+    parser.add_argument("--ops", default="", help="comma-separated parts of the operations' names to run (default all)")
+    parser.add_argument("--backward", action="store_true", help="forward + backward of the learnable transforms")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,21 +151,22 @@ def main() -> None:
     images = torch.rand(shape, device=args.device)
     wanted = [w for w in args.ops.split(",") if w]
     print(f"images {shape} float32 on {args.device}, {torch.get_num_threads()} threads, {args.rounds} rounds; median ms")
-    print(f"{'operation':30s} {'row':18s} {'ms':>9s} {'/kornia':>8s} {'/loop':>7s}")
-    for op, op_rows in rows(args.device).items():
-        if wanted and not any(op.lower().startswith(w.lower()) for w in wanted):
+    reference = "diffaug forward" if args.backward else "torchvision loop"
+    print(f"{'operation':30s} {'row':18s} {'ms':>9s} {'/kornia':>8s} {'/' + reference.split()[-1]:>8s}")
+    table = backward_rows(args.device) if args.backward else rows(args.device)
+    for op, op_rows in table.items():
+        if wanted and not any(w.lower() in op.lower() for w in wanted):
             continue
-        for _, fn in op_rows:  # warm up (kernels, caches, allocator)
-            _time(fn, images)
+        timed = {name: args.backward and name != "diffaug forward" for name, _ in op_rows}
+        for name, fn in op_rows:  # warm up (kernels, caches, allocator)
+            _time(fn, images, timed[name])
         times: dict[str, list[float]] = {name: [] for name, _ in op_rows}
         for _ in range(args.rounds):
             for name, fn in op_rows:
-                times[name].append(_time(fn, images))
+                times[name].append(_time(fn, images, timed[name]))
         medians = {name: statistics.median(values) for name, values in times.items()}
         for name, value in medians.items():
-            print(
-                f"{op:30s} {name:18s} {value:9.2f} {value / medians['kornia']:7.2f}x {value / medians['torchvision loop']:6.2f}x"
-            )
+            print(f"{op:30s} {name:18s} {value:9.2f} {value / medians['kornia']:7.2f}x {value / medians[reference]:7.2f}x")
 
 
 if __name__ == "__main__":
