@@ -6,7 +6,8 @@ per sample, in **unit range**: values divided by the largest value of their dtyp
 It has one of two shapes:
 
 * ``(B, C_out, C_in + 1)``, ``[A | t]``: ``y = A x + t`` (brightness, saturation, grayscale,
-  invert, channel permutation, normalise, dtype scaling, the fused hue rotation);
+  invert, channel permutation, normalise, the fused hue rotation; a dtype change without
+  scaling is a brightness by the ratio of the dtypes' ranges);
 * ``(B, C_out, 2 C_in + 1)``, ``[A | M | t]``: ``y = A x + M mean(x) + t``, where ``mean(x)`` is
   the per-sample, per-channel mean over the image. Contrast mixes each pixel with the mean of
   the grey image, which is linear in the image, so it is a colour matrix too.
@@ -43,7 +44,6 @@ __all__ = [
     "invert_matrix",
     "permutation_matrix",
     "normalize_matrix",
-    "gain_matrix",
     "compose_colour",
     "apply_colour",
     "rgb_to_hsv",
@@ -267,17 +267,6 @@ def normalize_matrix(mean: Tensor, std: Tensor, batch: int) -> Tensor:
     linear = torch.diag_embed(inverse.expand(channels))
     offset = -mean * inverse
     return _with_offset(linear.expand(batch, channels, channels), offset.expand(batch, channels))
-
-
-def gain_matrix(gain: Tensor, channels: int) -> Tensor:
-    """``(B, C, C + 1)``: multiply every channel by ``gain`` ``(B,)`` (a dtype change without scaling, in unit range).
-
-    Example:
-        >>> import torch
-        >>> gain_matrix(torch.tensor([255.0]), channels=1)
-        tensor([[[255.,   0.]]])
-    """
-    return brightness_matrix(gain, channels)
 
 
 def _parts(matrix: Tensor, channels: int) -> tuple[Tensor, Tensor | None, Tensor]:

@@ -18,6 +18,7 @@ Colour never moves boxes, keypoints or masks: targets pass through unchanged.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import numbers
@@ -136,8 +137,9 @@ class ColourTransform(RandomTransform):
         (True, torch.Size([4, 3, 4]))
     """
 
+    @abc.abstractmethod
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> ColourParams:
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
+        """Per-sample colour params for ``images``."""
 
     def check_images(self, images: Tensor) -> int:
         """The images' channels, after the checks this transform needs (1 or 3 channels by default)."""
@@ -173,14 +175,6 @@ def _select(applied: Tensor, matrix: Tensor, identity: Tensor) -> Tensor:
     """Per sample: ``matrix`` where applied, ``identity`` where not (a relaxed ``applied`` mixes the matrices)."""
     weight = applied[:, None, None]
     return weight * matrix + (1 - weight) * identity
-
-
-def _identity_like(matrix: Tensor, channels: int) -> Tensor:
-    """The identity colour matrix of ``matrix``'s batch, form (plain or mean) and dtype."""
-    identity = daf.colour_identity(matrix.shape[0], channels, matrix.device, matrix.dtype)
-    if matrix.shape[-1] == 2 * channels + 1:
-        identity = torch.cat([identity[..., :channels], torch.zeros_like(identity[..., :channels]), identity[..., channels:]], -1)
-    return identity
 
 
 # ---------------------------------------------------------------------------------------------- jitter
@@ -485,7 +479,7 @@ class RandomPhotometricDistort(ColourTransform):
         b, c, s, h = _op_matrices(factors, channels, params.applied.shape[0], params.applied, fused_hue)
         if c is None:
             return [b, None, s, h, None]
-        identity = _identity_like(c, channels)
+        identity = _mean_form(daf.colour_identity(c.shape[0], channels, c.device, c.dtype), channels)
         before = params.contrast_before[:, None, None]
         return [b, torch.where(before, c, identity), s, h, torch.where(before, identity, c)]
 
@@ -811,7 +805,8 @@ class ToDtype(ColourTransform):
         """A gain: 1 in unit range when scaling, else the ratio of the two dtypes' ranges."""
         batch, channels, applied = self._setup(images, generator)
         gain = 1.0 if self.scale else daf.value_range(images.dtype) / daf.value_range(self.dtype)
-        matrix = daf.gain_matrix(torch.full((batch,), gain, device=images.device, dtype=applied.dtype), channels)
+        # A gain in unit range is a brightness factor (unclamped: the pass clamps only integer outputs).
+        matrix = daf.brightness_matrix(torch.full((batch,), gain, device=images.device, dtype=applied.dtype), channels)
         return ColourParams(applied, channels, matrix, dtype=self.dtype, diagonal=True)
 
     def colour_pass(self, images: Tensor, params: ColourParams) -> Tensor:
