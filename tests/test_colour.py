@@ -370,3 +370,29 @@ def test_single_image_and_uint8_fused_pass() -> None:
     floats = jitter.transform(image[None].double() / 255, params)
     # uint8 out: truncation of the float result (as torchvision's uint8 kernels), from the same matrix.
     assert torch.equal(batched.int(), (floats * 255 + 1e-9).floor().clamp(0, 255).int())
+
+
+@pytest.mark.parametrize("name", ["brightness", "contrast", "saturation", "hue", "p"])
+def test_photometric_distort_learnable_ranges_match_finite_differences(name: str) -> None:
+    distort = da.RandomPhotometricDistort(p=0.6, learnable=True).double()
+    images = 0.3 + 0.4 * _images(batch=4, size=4)
+    weights = torch.rand(images.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    parameter = distort.p_logit if name == "p" else getattr(distort, name).raw
+
+    def loss() -> torch.Tensor:
+        params = distort.make_params(images, torch.Generator().manual_seed(4))
+        return (distort.transform(images, params) * weights).sum()
+
+    loss().backward()
+    analytic = parameter.grad.clone()
+    assert analytic.abs().max() > 0
+    eps = 1e-6
+    with torch.no_grad():
+        flat = parameter.view(-1)
+        for index in range(parameter.numel()):
+            flat[index] += eps
+            up = loss()
+            flat[index] -= 2 * eps
+            down = loss()
+            flat[index] += eps
+            torch.testing.assert_close(analytic.view(-1)[index], (up - down) / (2 * eps), rtol=1e-4, atol=1e-6)
