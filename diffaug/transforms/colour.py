@@ -648,6 +648,11 @@ class RGB(ColourTransform):
             return ColourParams(applied, channels, daf.grayscale_matrix(batch, 1, 3, like=applied))
         return ColourParams(applied, channels, daf.colour_identity(batch, channels, images.device, applied.dtype))
 
+    def colour_pass(self, images: Tensor, params: ColourParams) -> Tensor:
+        # torchvision returns images of three or more channels as they are; so does a standalone RGB
+        # (inside Compose its identity matrix joins the colour run at no cost).
+        return super().colour_pass(images, params) if images.shape[-3] == 1 else images
+
 
 class RandomInvert(ColourTransform):
     """Invert samples with probability ``p``: ``1 - x`` (``255 - x`` for uint8) (``torchvision.transforms.v2.RandomInvert``).
