@@ -264,18 +264,36 @@ def gaussian_noise(images: Tensor, noise: Tensor, mean: float = 0.0, sigma: floa
     return _like_input(out.to(images.dtype), images)
 
 
-def posterize(images: Tensor, bits: int) -> Tensor:
+def posterize(images: Tensor, bits: int | Tensor) -> Tensor:
     """Keep ``bits`` bits per channel: torchvision's ``posterize`` (``uint8`` masks, floats floor to ``2**bits`` levels).
 
+    ``bits`` is an int, or an integer ``(B,)`` tensor with one value per sample (values in
+    ``[0, 8]``, not read on the host).
+
     Raises:
-        TypeError: ``bits`` is not an int. ValueError: ``bits`` outside ``[0, 8]``.
+        TypeError: ``bits`` is not an int or an integer tensor. ValueError: ``bits`` outside ``[0, 8]``.
 
     Example:
         >>> import torch
         >>> posterize(torch.tensor([[[[0, 100, 255]]]], dtype=torch.uint8), 2)
         tensor([[[[  0,  64, 192]]]], dtype=torch.uint8)
+        >>> posterize(torch.tensor([[[[100]]], [[[100]]]], dtype=torch.uint8), torch.tensor([2, 8])).flatten()
+        tensor([ 64, 100], dtype=torch.uint8)
     """
     _checks.check_images(images)
+    if isinstance(bits, Tensor):
+        if bits.is_floating_point() or bits.dtype == torch.bool:
+            raise TypeError(f"bits must be an int or an integer (B,) tensor, got {bits.dtype}")
+        batch = images.shape[0] if images.ndim == 4 else 1
+        if bits.shape not in ((batch,), ()):
+            raise ValueError(f"bits must be an int or have shape ({batch},) (one per sample), got {tuple(bits.shape)}")
+        _checks.check_same_device(bits, images, "bits")
+        shape = (-1, 1, 1, 1) if images.ndim == 4 else (1, 1, 1)
+        per_sample = bits.long().reshape(shape)
+        if images.dtype == torch.uint8:
+            return images & ((0xFF << (8 - per_sample)) & 0xFF).to(torch.uint8)
+        steps = (1 << per_sample).to(images.dtype)
+        return torch.minimum(images.mul(steps).floor().clamp_min(0), steps - 1) / steps
     if not isinstance(bits, int) or isinstance(bits, bool):
         raise TypeError(f"bits must be an int in [0, 8], got {bits!r}")
     if not 0 <= bits <= 8:
