@@ -11,6 +11,9 @@ from diffaug import distributions, functional
 from diffaug.transforms import (
     RGB,
     AffineParams,
+    AugMix,
+    AutoAugment,
+    AutoAugmentPolicy,
     BoxCrop,
     CenterCrop,
     ColorJitter,
@@ -33,6 +36,9 @@ from diffaug.transforms import (
     Normalize,
     Params,
     PixelParams,
+    PolicyParams,
+    PolicyTransform,
+    RandAugment,
     RandomAdjustSharpness,
     RandomAffine,
     RandomAutocontrast,
@@ -53,12 +59,20 @@ from diffaug.transforms import (
     Resize,
     RotationParams,
     ToDtype,
+    TrivialAugmentWide,
     ZoomCrop,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AugMix",
+    "AutoAugment",
+    "AutoAugmentPolicy",
+    "PolicyParams",
+    "PolicyTransform",
+    "RandAugment",
+    "TrivialAugmentWide",
     "GaussianBlur",
     "GaussianNoise",
     "PixelParams",

@@ -40,8 +40,24 @@ from diffaug.transforms.pixel import (
     RandomPosterize,
     RandomSolarize,
 )
+from diffaug.transforms.policies import (
+    AugMix,
+    AutoAugment,
+    AutoAugmentPolicy,
+    PolicyParams,
+    PolicyTransform,
+    RandAugment,
+    TrivialAugmentWide,
+)
 
 __all__ = [
+    "AugMix",
+    "AutoAugment",
+    "AutoAugmentPolicy",
+    "PolicyParams",
+    "PolicyTransform",
+    "RandAugment",
+    "TrivialAugmentWide",
     "GaussianBlur",
     "GaussianNoise",
     "PixelParams",
