@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 import torch
@@ -396,3 +397,26 @@ def test_photometric_distort_learnable_ranges_match_finite_differences(name: str
             down = loss()
             flat[index] += eps
             torch.testing.assert_close(analytic.view(-1)[index], (up - down) / (2 * eps), rtol=1e-4, atol=1e-6)
+
+
+# diffaug's additions, keyword-only, per transform; everything positional must be torchvision's.
+COLOUR_EXTRAS = {
+    "ColorJitter": ["p", "fused", "learnable", "temperature"],
+    "RandomPhotometricDistort": ["fused", "learnable", "temperature"],
+    "RandomChannelPermutation": ["p", "learnable", "temperature"],
+    "Grayscale": ["p", "learnable", "temperature"],
+    "RandomGrayscale": ["learnable", "temperature"],
+    "RGB": ["p"],
+    "RandomInvert": ["learnable", "temperature"],
+    "Normalize": ["p", "learnable", "temperature"],
+    "ToDtype": ["p"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(COLOUR_EXTRAS))
+def test_signatures_are_torchvisions_plus_keyword_only_extras(name: str) -> None:
+    ours = inspect.signature(getattr(da, name)).parameters.values()
+    theirs = inspect.signature(getattr(T, name)).parameters.values()
+    positional = [(p.name, p.default) for p in ours if p.kind is not p.KEYWORD_ONLY]
+    assert positional == [(p.name, p.default) for p in theirs]
+    assert [p.name for p in ours if p.kind is p.KEYWORD_ONLY] == COLOUR_EXTRAS[name]
