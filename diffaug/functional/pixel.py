@@ -198,7 +198,10 @@ def gaussian_blur(images: Tensor, kernel_size: int | Sequence[int], sigma: float
         same = isotropic and (ky, height) == (kx, width)
         down = across if same else blur_matrix(weights_y, height)
         out = torch.matmul(work.reshape(batch, channels * height, width), across.transpose(1, 2))
-        out = torch.matmul(down.unsqueeze(1), out.view(batch, channels, height, width))
+        # One (H, H) matrix per image and channel, materialised (matmul would expand and copy it too), so that
+        # forward and backward are plain bmm calls.
+        downs = down.unsqueeze(1).expand(batch, channels, height, height).reshape(batch * channels, height, height)
+        out = torch.bmm(downs, out.view(batch * channels, height, width)).view(batch, channels, height, width)
     if images.dtype == torch.uint8:
         out = out.round().clamp(0, 255)
     return _like_input(out.to(images.dtype), images)
