@@ -10,7 +10,7 @@ Kornia and to the torchvision loop. The blur also has a grouped-convolution row 
 kernels, padded copy, two ``conv2d`` calls with ``groups=B*C``): the alternative that diffaug's
 matrix products replaced.
 
-``--backward`` times forward + backward of ``out.sum()`` instead: diffaug with ``learnable=True``
+``--backward`` times forward + backward of ``(out * w).sum()`` (``w`` fixed, dense) instead: diffaug with ``learnable=True``
 (gradients to the images and to the sigma range or factor; the straight-through ops to the
 images), against diffaug's own forward alone and Kornia's forward + backward to the images.
 """
@@ -120,12 +120,24 @@ def backward_rows(device: str) -> dict[str, list[Row]]:
     }
 
 
+_WEIGHTS: dict[tuple[int, ...], torch.Tensor] = {}
+
+
+def _weights(images: torch.Tensor) -> torch.Tensor:
+    key = tuple(images.shape)
+    if key not in _WEIGHTS:
+        _WEIGHTS[key] = torch.rand(images.shape, device=images.device)
+    return _WEIGHTS[key]
+
+
 def _time(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, backward: bool = False) -> float:
     if images.is_cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
     if backward:
-        fn(images.requires_grad_()).sum().backward()
+        # A dense upstream gradient, as a network's: out.sum()'s is a stride-0 tensor, which sends CPU bmm
+        # down a per-matrix path with copies (the blur's backward ran ten times slower that way).
+        (fn(images.requires_grad_()) * _weights(images)).sum().backward()
         images.grad = None
         images.requires_grad_(False)
     else:
