@@ -109,7 +109,14 @@ _AUGMIX_ALL = (*_AUGMIX_PARTIAL, "Brightness", "Color", "Contrast", "Sharpness")
 
 
 class AutoAugmentPolicy(enum.Enum):
-    """The three AutoAugment policies (the values of torchvision's ``AutoAugmentPolicy``, which is accepted too)."""
+    """The three AutoAugment policies (the values of torchvision's ``AutoAugmentPolicy``, which is accepted too).
+
+    Example:
+        >>> import diffaug as da
+        >>> from torchvision.transforms import AutoAugmentPolicy
+        >>> da.AutoAugment(AutoAugmentPolicy.SVHN).policy, da.AutoAugment("cifar10").policy
+        (<AutoAugmentPolicy.SVHN: 'svhn'>, <AutoAugmentPolicy.CIFAR10: 'cifar10'>)
+    """
 
     IMAGENET = "imagenet"
     CIFAR10 = "cifar10"
@@ -310,6 +317,14 @@ class PolicyTransform(RandomTransform):
         fill: what the geometric operations show outside the image (``None``: 0).
         grouped: run each stage on the samples that use it (host draws) or on the whole batch
             with masks (device draws, ``torch.compile``-friendly); see the module docstring.
+
+    Example:
+        >>> import dataclasses, torch, diffaug as da
+        >>> images = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+        >>> grouped, masked = da.TrivialAugmentWide(), da.TrivialAugmentWide(grouped=False)
+        >>> params = grouped.make_params(images, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(grouped.transform(images, params), masked.transform(images, dataclasses.replace(params, groups=None)))
+        True
     """
 
     operations: tuple[str, ...] = ()
