@@ -386,7 +386,7 @@ def adjust_sharpness(images: Tensor, sharpness_factor: float | Tensor) -> Tensor
         True
     """
     batch_images = _batched(images)
-    channels = check_colour_channels(batch_images)
+    check_colour_channels(batch_images)
     if isinstance(sharpness_factor, (int, float)) and not isinstance(sharpness_factor, bool) and sharpness_factor < 0:
         raise ValueError(f"sharpness_factor must be >= 0, got {sharpness_factor!r}")
     height, width = batch_images.shape[-2:]
@@ -394,20 +394,18 @@ def adjust_sharpness(images: Tensor, sharpness_factor: float | Tensor) -> Tensor
         return images
     work = batch_images.to(compute_dtype(images.dtype))
     factor = _per_sample(sharpness_factor, batch_images.shape[0], work, "sharpness_factor")
-    kernel = _constants.memo(("sharpness", channels), work, lambda: _sharpness_kernel(channels, work))
-    smooth = F.conv2d(work, kernel, groups=channels)
+    # torchvision's 3 x 3 kernel (1 around, 5 in the centre, / 13) as a separable box sum plus 4 x the centre:
+    # a few adds over the image, several times faster on a CPU than a grouped convolution; the same
+    # values (the sums are exact, and uint8 never rounds at a tie: a multiple of 1/13 is never k + 1/2).
+    rows = work[..., :, :-2] + work[..., :, 1:-1] + work[..., :, 2:]
+    box = rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]
+    smooth = (box + 4 * work[..., 1:-1, 1:-1]) / 13.0
     if images.dtype == torch.uint8:
         smooth = smooth.round()
     inner = work[..., 1:-1, 1:-1]
     out = work + F.pad((smooth - inner) * (1 - factor), (1, 1, 1, 1))
     out = out.clamp(0, value_range(images.dtype))
     return _like_input(out.to(images.dtype), images)
-
-
-def _sharpness_kernel(channels: int, like: Tensor) -> Tensor:
-    kernel = like.new_ones(3, 3)
-    kernel[1, 1] = 5.0
-    return (kernel / 13.0).expand(channels, 1, 3, 3)
 
 
 def autocontrast(images: Tensor) -> Tensor:

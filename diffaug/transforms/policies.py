@@ -386,11 +386,15 @@ class PolicyTransform(RandomTransform):
                 "draw them with make_params(images)"
             )
         if params.weights is None:
-            out = images
-            for slot in range(params.op.shape[1]):
-                out = self.apply_slot(out, params, slot)
-            return out
+            return self._chain(images, params, range(params.op.shape[1]))
         return self._mix(images, params)
+
+    def _chain(self, images: Tensor, params: PolicyParams, slots: range) -> Tensor:
+        """The slots one after the other. Grouped: one copy of the images, then each stage writes its samples in place."""
+        out = images if params.groups is None else images.clone()
+        for slot in slots:
+            out = self.apply_slot(out, params, slot)
+        return out
 
     def _mix(self, images: Tensor, params: PolicyParams) -> Tensor:
         """AugMix: the weighted sum of the image and of each chain's result (float, truncated back for uint8)."""
@@ -400,28 +404,30 @@ class PolicyTransform(RandomTransform):
         mix = weights[:, 0].view(-1, 1, 1, 1) * work
         depth = params.op.shape[1] // params.width
         for chain in range(params.width):
-            out = images
-            for step in range(depth):
-                out = self.apply_slot(out, params, chain * depth + step)
+            out = self._chain(images, params, range(chain * depth, (chain + 1) * depth))
             mix = mix + weights[:, chain + 1].view(-1, 1, 1, 1) * out
         return mix.to(images.dtype)
 
     def apply_slot(self, images: Tensor, params: PolicyParams, slot: int) -> Tensor:
-        """One slot: each sample's operation of that slot, every stage once."""
+        """One slot: each sample's operation of that slot, every stage once.
+
+        With ``params.groups`` the stages write into ``images`` in place (each stage its own
+        samples): pass a tensor this call may change (:meth:`transform` passes its own copy).
+        """
         op, magnitude = params.op[:, slot], params.magnitude[:, slot]
         if params.groups is None:
             out = images
             for stage in range(1, _STAGES):
                 out = self._stage(stage, out, op, magnitude, select=True)
             return out
-        out = images.clone()
         for stage, index in enumerate(params.groups[slot]):
             if stage == _IDENTITY or index is None:
                 continue
             part = images.index_select(0, index)
             result = self._stage(stage, part, op.index_select(0, index), magnitude.index_select(0, index), select=False)
-            out.index_copy_(0, index, result)
-        return out
+            # index_put_ rather than index_copy_: several times faster on a CPU for image-sized rows.
+            images = images.index_put_((index,), result)
+        return images
 
     def _stage(self, stage: int, images: Tensor, op: Tensor, magnitude: Tensor, select: bool) -> Tensor:
         """One family of operations; the identity for samples whose op is not in it (``select``: exactly)."""
