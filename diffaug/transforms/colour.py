@@ -704,7 +704,8 @@ class Normalize(ColourTransform):
 
     Args:
         mean, std: one number per channel (or one for all); ``std > 0``.
-        inplace: write the result into the images (as torchvision; not with gradients).
+        inplace: write the result into the images (as torchvision; not with gradients). Inside
+            :class:`diffaug.Compose`, a colour run's one pass writes a new tensor instead.
         p: keyword-only: probability per sample (1 by default).
         learnable, temperature: keyword-only: learnable ``p`` (when ``p < 1``) and its relaxation.
 
