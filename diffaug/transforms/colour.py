@@ -31,6 +31,7 @@ from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.distributions import Range
 from diffaug.functional import _checks
+from diffaug.functional import _constants as _const
 from diffaug.functional import colour as _colour
 from diffaug.transforms.base import RandomTransform, batch_shape, param_dtype
 
@@ -254,7 +255,8 @@ def _pick(matrices: Sequence[Tensor | None], op: Tensor, identity: Tensor) -> Te
 
 def _compacted_order(order: Tensor, present: Sequence[int]) -> Tensor:
     """``(B, n)``: the ops of ``present`` in each sample's order (torchvision skips absent ops in its order)."""
-    present_t = torch.tensor(present, device=order.device)
+    # Kept per device (no host-to-device copy per call on an accelerator).
+    present_t = _const.memo(("colour_ops", tuple(present)), order, lambda: torch.tensor(present, device=order.device))
     positions = torch.argsort(order, dim=1)  # positions[b, op] = where op comes for sample b
     ranks = torch.argsort(positions[:, present_t], dim=1)
     return present_t[ranks]
