@@ -392,7 +392,8 @@ def top_band_ratios(method: Callable[[Tensor, Tensor, tuple[int, int]], Tensor],
 def _level_map(shift: float = 0.0, cubic: bool = False):
     """The pyramid with its level moved ``shift`` levels deeper wherever it filters, and/or levels
     built by an antialiased bicubic resize (a cubic of twice the tent's support) instead of the
-    tent: the two ways to remove more of the top band. Pure PyTorch pyramid (the kernel builds tents)."""
+    tent, on top of the shipped levels (odd ones after the half-band filter): other ways to remove
+    more of the top band. Pure PyTorch pyramid (the kernel builds tents)."""
     shipped = antialias_module._level, antialias_module._level_of, antialias_module._resize
 
     def level(scale: Tensor) -> Tensor:

@@ -109,13 +109,14 @@ def test_aliasing_within_twice_an_antialiased_resize(pattern, factor):
 
 
 # The top band's worst residual over the sweep below, as a fraction of 2 x the antialiased resize's
-# + 0.005, per shrink: what the shipped level map gives (``python benchmarks/antialias.py --only
-# topband``). The bar (at most 1) does not hold: where the resize's tent has a null (0.5 c/px at
-# 2x, 1/3 at 3x, 1/4 at 4x, 1/6 at 6x) it removes the band exactly and a pyramid of intermediate
-# levels cannot; no deeper level map or cubic level filter met it without giving up the fidelity
+# + 0.005, per shrink: what the shipped levels give (``python benchmarks/antialias.py --only
+# topband``). The bar (at most 1) holds at 2x and 2.5x (it was 11.7 and 1.95 before odd levels got
+# the half-band filter) but not everywhere: near the resize's nulls (1/3 c/px at 3x, 1/4 at 4x, 1/6
+# at 6x) it removes the band exactly and a pyramid of intermediate levels cannot, and 1.5x is
+# hardly filtered; no deeper level map or cubic level filter met it without giving up the fidelity
 # bar (docs/antialias.md, "The top band"). Pinned, so that a change that lets more of the band
 # through fails here.
-TOP_BAND_WORST = {1.5: 1.94, 2: 11.70, 2.5: 1.95, 3: 6.99, 4: 4.59, 5: 1.96, 6: 4.52, 8: 1.69}
+TOP_BAND_WORST = {1.5: 1.93, 2: 0.51, 2.5: 0.88, 3: 6.81, 4: 3.44, 5: 1.85, 6: 4.48, 8: 1.65}
 
 
 @pytest.mark.parametrize("factor", sorted(TOP_BAND_WORST))
@@ -131,7 +132,9 @@ def test_top_band_residual_is_pinned_at_the_documented_trade_off(factor):
         bound = 2 * residual(F.interpolate(wave, size=size, mode="bilinear", antialias=True)) + 0.005
         worst = max(worst, residual(daf.warp(wave, theta, size, antialias=True)) / bound)
     assert worst <= TOP_BAND_WORST[factor] * 1.02
-    if factor in (1.5, 2.5, 5, 8):  # away from the resize's nulls: within twice the bar
+    if factor in (2, 2.5):  # the acceptance bar itself
+        assert worst <= 1.0
+    if factor in (1.5, 5, 8):  # away from the resize's nulls: within twice the bar
         assert worst <= 2.0
 
 
@@ -248,7 +251,8 @@ def test_gradcheck_images_and_theta(per_axis):
 def test_blend_is_the_weighted_sum_of_the_level_samples(sx, sy, per_axis, seed):
     """The blend (a chain of lerps) equals sum_j w_j grid_sample(level_j) with the documented
     tent weights on l = 2 (log2 s - 0.55) - 0.4 clamp(log2 s - 1, 0, 0.5), level 0's being
-    (1 - l) ** 1.5 (the rest to level 1), over every level the static shapes give."""
+    (1 - l) ** 1.5 (the rest to level 1), over every level the static shapes give; odd levels
+    are resized after the half-band filter."""
     g = torch.Generator().manual_seed(seed)
     in_size, out = (37, 41), (5, 4)
     images = torch.rand(3, 2, *in_size, generator=g, dtype=torch.float64)
@@ -272,19 +276,28 @@ def test_blend_is_the_weighted_sum_of_the_level_samples(sx, sy, per_axis, seed):
     def resize(x, size):
         return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear", antialias=True)
 
+    def halfband(x, odd, axis):
+        """Odd levels: [-1, 4, 10, 4, -1] / 16 along ``axis`` first, edge pixels repeated."""
+        if not odd:
+            return x
+        n = x.shape[axis]
+        padded = torch.cat([x.narrow(axis, 0, 1)] * 2 + [x] + [x.narrow(axis, n - 1, 1)] * 2, dim=axis)
+        return sum(c / 16 * padded.narrow(axis, k, n) for k, c in enumerate([-1, 4, 10, 4, -1]))
+
     grid = F.affine_grid(theta, [3, 2, *out], align_corners=False)
     expected = torch.zeros(3, 2, *out, dtype=torch.float64)
     if per_axis:
         wx, wy = tent(shrinks[:, 0]), tent(shrinks[:, 1])
         for jx in range(depth + 1):
-            column = resize(images, (in_size[0], sizes[jx][1]))
+            column = resize(halfband(images, jx % 2, -1), (in_size[0], sizes[jx][1]))
             for jy in range(depth + 1):
-                level = resize(column, (sizes[jy][0], sizes[jx][1]))
+                level = resize(halfband(column, jy % 2, -2), (sizes[jy][0], sizes[jx][1]))
                 expected += (wx[:, jx] * wy[:, jy]).view(-1, 1, 1, 1) * F.grid_sample(level, grid, align_corners=False)
     else:
         w = tent(shrinks.amax(-1))
         for j in range(depth + 1):
-            expected += w[:, j].view(-1, 1, 1, 1) * F.grid_sample(resize(images, sizes[j]), grid, align_corners=False)
+            level = resize(halfband(halfband(images, j % 2, -1), j % 2, -2), sizes[j])
+            expected += w[:, j].view(-1, 1, 1, 1) * F.grid_sample(level, grid, align_corners=False)
     torch.testing.assert_close(antialiased_sample(images, theta, out, per_axis=per_axis), expected, rtol=0, atol=1e-12)
 
 

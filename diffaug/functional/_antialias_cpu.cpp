@@ -19,8 +19,9 @@
 
 namespace {
 
-// Taps of a 1-D antialiased bilinear resize from `in` to `out` samples (align_corners=False):
-// output i reads input start[i] .. start[i] + count[i] - 1 with weights weight[i * width + k].
+// Taps of a 1-D antialiased bilinear resize from `in` to `out` samples (align_corners=False), for
+// odd levels after the half-band filter: output i reads input start[i] .. start[i] + count[i] - 1
+// with weights weight[i * width + k].
 template <typename scalar_t>
 struct Taps {
   std::vector<int64_t> start, count;
@@ -28,17 +29,21 @@ struct Taps {
   int64_t width = 0;
 };
 
+// The half-band filter odd levels get before their resize (edge pixels repeated), as
+// antialias._halfband: it zeroes 0.5 cycles/pixel, which a tent of non-integer support leaves in part.
+constexpr double kHalfband[5] = {-1.0 / 16, 4.0 / 16, 10.0 / 16, 4.0 / 16, -1.0 / 16};
+
 template <typename scalar_t>
-Taps<scalar_t> antialias_taps(int64_t in, int64_t out) {
+Taps<scalar_t> antialias_taps(int64_t in, int64_t out, bool halfband) {
   const double scale = static_cast<double>(in) / static_cast<double>(out);
   const double support = scale >= 1.0 ? scale : 1.0;  // the tent's half-width, in input pixels
   const double invscale = scale >= 1.0 ? 1.0 / scale : 1.0;
   Taps<scalar_t> taps;
-  taps.width = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  taps.width = static_cast<int64_t>(std::ceil(support)) * 2 + 1 + (halfband ? 4 : 0);
   taps.start.resize(out);
   taps.count.resize(out);
   taps.weight.assign(static_cast<size_t>(out * taps.width), scalar_t(0));
-  std::vector<double> w(static_cast<size_t>(taps.width));
+  std::vector<double> w(static_cast<size_t>(taps.width)), composed(static_cast<size_t>(taps.width));
   for (int64_t i = 0; i < out; ++i) {
     const double center = scale * (static_cast<double>(i) + 0.5);
     const int64_t lo = std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
@@ -49,9 +54,25 @@ Taps<scalar_t> antialias_taps(int64_t in, int64_t out) {
       w[k] = t > 0.0 ? t : 0.0;
       total += w[k];
     }
-    taps.start[i] = lo;
-    taps.count[i] = n;
-    for (int64_t k = 0; k < n; ++k) taps.weight[i * taps.width + k] = static_cast<scalar_t>(total > 0.0 ? w[k] / total : 0.0);
+    for (int64_t k = 0; k < n; ++k) w[k] = total > 0.0 ? w[k] / total : 0.0;
+    if (!halfband) {
+      taps.start[i] = lo;
+      taps.count[i] = n;
+      for (int64_t k = 0; k < n; ++k) taps.weight[i * taps.width + k] = static_cast<scalar_t>(w[k]);
+      continue;
+    }
+    // The tent's taps composed with the half-band's: two more input pixels on each side, those
+    // beyond the edge folded onto it (the edge pixel repeated).
+    const int64_t start = std::max<int64_t>(lo - 2, 0), end = std::min<int64_t>(lo + n + 2, in);
+    std::fill(composed.begin(), composed.end(), 0.0);
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t m = -2; m <= 2; ++m) {
+        const int64_t q = std::min<int64_t>(std::max<int64_t>(lo + k + m, 0), in - 1);
+        composed[q - start] += w[k] * kHalfband[m + 2];
+      }
+    taps.start[i] = start;
+    taps.count[i] = end - start;
+    for (int64_t k = 0; k < end - start; ++k) taps.weight[i * taps.width + k] = static_cast<scalar_t>(composed[k]);
   }
   return taps;
 }
@@ -220,8 +241,8 @@ std::pair<std::vector<Taps<scalar_t>>, std::vector<Taps<scalar_t>>> level_taps(i
   const size_t levels = heights.size();
   std::vector<Taps<scalar_t>> taps_x(levels), taps_y(levels);
   for (size_t j = 1; j < levels; ++j) {
-    taps_x[j] = antialias_taps<scalar_t>(width, widths[j]);
-    taps_y[j] = antialias_taps<scalar_t>(height, heights[j]);
+    taps_x[j] = antialias_taps<scalar_t>(width, widths[j], j % 2 == 1);
+    taps_y[j] = antialias_taps<scalar_t>(height, heights[j], j % 2 == 1);
   }
   return {std::move(taps_x), std::move(taps_y)};
 }

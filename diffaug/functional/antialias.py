@@ -2,7 +2,8 @@
 
 ``grid_sample`` reads 4 input pixels per output pixel whatever the zoom, so a warp that shrinks
 aliases. Here the images are first resized (antialiased, ``F.interpolate``) into a pyramid whose
-levels are half an octave apart: level ``j`` is ``2 ** (j / 2)`` times smaller. Every level
+levels are half an octave apart: level ``j`` is ``2 ** (j / 2)`` times smaller (odd levels after a
+half-band filter that zeroes 0.5 cycles/pixel, see :data:`_HALFBAND`). Every level
 covers the image's extent, so with ``align_corners=False`` one normalised coordinate names the
 same point in every level and one sampling grid serves them all.
 
@@ -153,8 +154,42 @@ def _resize(image: Tensor, size: Sequence[int]) -> Tensor:
     return F.interpolate(image, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def _chain(base: Tensor, sizes: Sequence[Sequence[int]]) -> list[Tensor]:
-    """Levels of ``sizes``, each one antialiased resize of ``base`` (level 0 is ``base`` itself).
+# Odd levels are first filtered by this half-band filter (per axis, edge pixels repeated): it zeroes
+# 0.5 cycles/pixel. The tent of an antialiased resize by 2 ** (j / 2), j odd, a non-integer support,
+# keeps about a fifth of the band just under 0.5 c/px, which folds back when the level is read; by
+# whole factors (even levels) the tent already zeroes it. Measured: docs, "The top band".
+_HALFBAND = (-1 / 16, 4 / 16, 10 / 16, 4 / 16, -1 / 16)
+
+
+def _halfband(image: Tensor, along_y: bool = True, along_x: bool = True) -> Tensor:
+    """``image`` filtered by :data:`_HALFBAND` along the chosen axes, edge pixels repeated."""
+    if along_x:
+        image = _halfband_along(image, -1)
+    if along_y:
+        image = _halfband_along(image, -2)
+    return image
+
+
+def _halfband_along(image: Tensor, dim: int) -> Tensor:
+    """One axis of :func:`_halfband`, as shifted slices (a 1 x 5 ``conv2d`` on the CPU took 30x longer)."""
+    n = image.shape[dim]
+    padded = F.pad(image, (2, 2, 0, 0) if dim == -1 else (0, 0, 2, 2), mode="replicate")
+
+    def shifted(k: int) -> Tensor:
+        return padded.narrow(dim, k, n)
+
+    outer, inner, centre = _HALFBAND[0], _HALFBAND[1], _HALFBAND[2]
+    return (shifted(1) + shifted(3)).mul_(inner).add_(shifted(2), alpha=centre).add_(shifted(0) + shifted(4), alpha=outer)
+
+
+def _level_image(images: Tensor, j: int, size: Sequence[int]) -> Tensor:
+    """Level ``j`` of ``images`` at ``size``: the antialiased resize, after the half-band filter if ``j`` is odd."""
+    return _resize(_halfband(images) if j % 2 else images, size)
+
+
+def _chain(base: Tensor, sizes: Sequence[Sequence[int]], along_y: bool = True, along_x: bool = True) -> list[Tensor]:
+    """Levels of ``sizes``, each one antialiased resize of ``base`` (level 0 is ``base`` itself);
+    odd ones after the half-band filter along the axes the levels shrink (``along_y``, ``along_x``).
 
     Resizing every level from the base keeps its blur that of one resize. Building level ``j``
     from level ``j - 2`` (an octave step from a smaller image, cheaper) adds up the blurs and was
@@ -162,7 +197,7 @@ def _chain(base: Tensor, sizes: Sequence[Sequence[int]]) -> list[Tensor]:
     about 1 dB at 4x-6x. (For the 448 -> 224 crops that set the cost budget there is one level,
     so it would not change that cost.)
     """
-    return [base] + [_resize(base, size) for size in sizes[1:]]
+    return [base] + [_resize(_halfband(base, along_y, along_x) if j % 2 else base, size) for j, size in enumerate(sizes[1:], 1)]
 
 
 def _lerp_weights(weights: Tensor) -> Tensor:
@@ -245,10 +280,10 @@ def antialiased_sample(
     if per_axis:
         weights_x = level_weights(shrink[:, 0], depth)
         weights_y = level_weights(shrink[:, 1], depth)
-        columns = _chain(images, [(in_size[0], w) for _, w in sizes])
+        columns = _chain(images, [(in_size[0], w) for _, w in sizes], along_y=False)
         taps: list[tuple[Tensor, Tensor]] = []
         for jx, column in enumerate(columns):
-            rows = _chain(column, [(h, sizes[jx][1]) for h, _ in sizes])
+            rows = _chain(column, [(h, sizes[jx][1]) for h, _ in sizes], along_x=False)
             taps += [(level, weights_y[:, jy] * weights_x[:, jx]) for jy, level in enumerate(rows)]
         lerp_weights = _lerp_weights(torch.stack([weight for _, weight in taps], dim=-1).to(images.dtype))
         out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
@@ -289,11 +324,13 @@ def blend_levels_(
     """Lerp the pyramid's levels ``1 ..`` of ``images`` into ``out``, level 0's sample, in place.
 
     The pyramid in PyTorch ops (differentiable): level ``j`` (``sizes[j]``, an antialiased resize
-    of ``images``) is read through ``grid`` and enters with the lerp weight ``lerp_weights[:, j]``. After
-    level ``j``, ``out = sum_{i<=j} w_i S_i / sum_{i<=j} w_i``; ``lerp(a, b, 0)`` is exactly ``a``,
-    so where level 0 gets all the weight ``out`` stays bit for bit the plain warp.
+    of ``images``, after the half-band filter for odd ``j``) is read through ``grid`` and enters
+    with the lerp weight ``lerp_weights[:, j]``. After level ``j``,
+    ``out = sum_{i<=j} w_i S_i / sum_{i<=j} w_i``; ``lerp(a, b, 0)`` is exactly ``a``, so where
+    level 0 gets all the weight ``out`` stays bit for bit the plain warp.
     """
-    return _lerp_levels(out, (_resize(images, size) for size in sizes[1:]), grid, lerp_weights, mode, padding_mode)
+    levels = (_level_image(images, j, size) for j, size in enumerate(sizes[1:], 1))
+    return _lerp_levels(out, levels, grid, lerp_weights, mode, padding_mode)
 
 
 def _lerp_levels(
