@@ -2,14 +2,16 @@
 
 Each function is torchvision v2's operation of the same name (``torchvision.transforms.v2.functional``)
 on a whole batch at once, with the per-sample magnitudes (blur sigma, noise sigma, solarize
-threshold, sharpness factor) given as ``(B,)`` tensors as well as numbers: the results equal
+threshold, sharpness factor, posterize bits) given as ``(B,)`` tensors as well as numbers: the results equal
 torchvision's per image, computed in one batched call without a Python loop over samples and
 without reading tensor values on the host.
 
 Values follow torchvision's scales: ``[0, 1]`` for floating point images, ``[0, 255]`` for
-``uint8`` (:func:`diffaug.functional.colour.value_range`). Half precision and ``uint8`` images
-are computed in float32 and converted back as torchvision converts them (``uint8`` blur rounds,
-sharpness and autocontrast truncate); float64 stays float64, so gradients can be checked there.
+``uint8`` (:func:`diffaug.functional.colour.value_range`). Blur, noise, sharpness and
+autocontrast compute half precision and ``uint8`` images in float32 and convert back as
+torchvision converts them (``uint8`` blur rounds, sharpness and autocontrast truncate);
+posterize and solarize work in the images' dtype, equalize on 256 levels, as torchvision's do;
+float64 stays float64, so gradients can be checked there.
 
 Gradients are whatever the exact operations give (autograd through the blur's kernel, the
 noise's sigma, the sharpness blend, solarize's two branches; zero or none through ``floor``, the
