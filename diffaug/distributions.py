@@ -20,6 +20,7 @@ only at infinity.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,10 +39,32 @@ def _softplus_inverse(x: float) -> float:
     return x + math.log(-math.expm1(-x)) if x < 30 else x
 
 
-def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """``U(0, 1)`` noise of ``shape`` on ``device``, drawn without gradient."""
+def uniform(shape: Sequence[int], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``U(0, 1)`` noise of ``shape`` on ``device``, drawn without gradient (float32 for half-precision dtypes)."""
+    return _noise(torch.rand, shape, generator, device, dtype)
+
+
+def normal(shape: Sequence[int], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``N(0, 1)`` noise of ``shape`` on ``device``, drawn without gradient (float32 for half-precision dtypes)."""
+    return _noise(torch.randn, shape, generator, device, dtype)
+
+
+def integers(high: int, shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Integers uniform in ``[0, high)`` of ``shape`` on ``device`` (int64)."""
+    if generator is None:  # see _noise
+        return torch.randint(high, tuple(shape), device=device)
+    return torch.randint(high, tuple(shape), generator=generator, device=device)
+
+
+def _noise(
+    draw: Callable[..., Tensor], shape: Sequence[int], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype
+) -> Tensor:
     noise_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    return torch.rand(shape, generator=generator, device=device, dtype=noise_dtype)
+    if generator is None:
+        # An explicit generator=None breaks torch.compile with a dynamic batch size (torch 2.14: the fake tensor
+        # of rand/randn then refuses symbolic sizes), which a last, smaller batch of an epoch triggers.
+        return draw(tuple(shape), device=device, dtype=noise_dtype)
+    return draw(tuple(shape), generator=generator, device=device, dtype=noise_dtype)
 
 
 class Range(nn.Module):

@@ -52,21 +52,10 @@ def allowed_transforms() -> dict[str, type[nn.Module]]:
         obj = getattr(diffaug, name, None)
         if not (inspect.isclass(obj) and issubclass(obj, nn.Module)) or name == "Compose" or inspect.isabstract(obj):
             continue
-        make_params = getattr(obj, "make_params", None)
-        if make_params is not None and _raises_not_implemented(make_params):
-            continue
         if not _takes_images_only(obj.forward):
             continue
         found[name] = obj
     return dict(sorted(found.items()))
-
-
-def _raises_not_implemented(function: Any) -> bool:
-    try:
-        source = inspect.getsource(function)
-    except (OSError, TypeError):
-        return False
-    return "raise NotImplementedError" in source
 
 
 def _takes_images_only(forward: Any) -> bool:
@@ -75,7 +64,8 @@ def _takes_images_only(forward: Any) -> bool:
         signature = inspect.signature(forward)
     except (TypeError, ValueError):
         return False
-    if signature.return_annotation not in (inspect.Signature.empty, "Tensor", Tensor):
+    # Any: the call convention of diffaug.transforms.targets (images alone in, images out).
+    if signature.return_annotation not in (inspect.Signature.empty, "Tensor", Tensor, "Any", Any):
         return False  # e.g. MultiCrop returns views and params, not images
     parameters = list(signature.parameters.values())[1:]
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

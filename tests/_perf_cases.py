@@ -8,6 +8,7 @@ applies them. BoxCrop takes boxes (drawn fresh per call: new values, same shapes
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,15 @@ class Case:
 
     def replay(self, module: nn.Module, images: Tensor, params: Any) -> Tensor:
         return self.output(module.transform(images, params))
+
+
+class _MixCase(Case):
+    """MixUp and CutMix take (images, labels) and return (images, soft labels): the images are compared."""
+
+    def call(self, module: nn.Module, images: Tensor, **extra: Any) -> Tensor:
+        classes = torch.arange(images.shape[0], device=images.device) % 3
+        labels = torch.eye(3, device=images.device, dtype=images.dtype)[classes]
+        return module(images, labels)[0]
 
 
 def _box_extra(images: Tensor) -> dict[str, Any]:
@@ -151,6 +161,11 @@ def cases() -> list[Case]:
         Case("RandomAdjustSharpness-learnable", lambda: da.RandomAdjustSharpness(2.0, learnable=True), learnable=True),
         Case("RandomAutocontrast", lambda: da.RandomAutocontrast()),
         Case("RandomEqualize", lambda: da.RandomEqualize()),
+        Case("RandomErasing", lambda: da.RandomErasing(p=0.5, value=(0.1, 0.2, 0.3))),
+        Case("RandomErasing-learnable", lambda: da.RandomErasing(value="random", learnable=True), learnable=True),
+        _MixCase("MixUp", lambda: da.MixUp(num_classes=3, p=0.7)),
+        _MixCase("CutMix", lambda: da.CutMix(num_classes=3)),
+        _MixCase("CutMix-learnable", lambda: da.CutMix(num_classes=3, p=0.5, learnable=True), learnable=True),
     ]
     return out
 
@@ -162,7 +177,7 @@ def exported_transforms() -> set[str]:
     for name in da.__all__:
         obj = getattr(da, name)
         is_module = isinstance(obj, type) and issubclass(obj, nn.Module)
-        if is_module and hasattr(obj, "make_params") and obj not in (da.GeometricTransform, da.ColourTransform):
+        if is_module and hasattr(obj, "make_params") and not inspect.isabstract(obj):
             names.add(name)
     return names | {"Policy"}
 

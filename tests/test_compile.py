@@ -171,3 +171,15 @@ def test_inductor_generates_code_equal_to_eager_without_recompiling() -> None:
             theta = affine.make_params(images, generator=generator).theta
             torch.testing.assert_close(compiled(images, theta), warp(images, theta), rtol=1e-5, atol=1e-5)
     assert _graphs() == 1
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_a_dynamic_batch_size_compiles(case) -> None:
+    """A last, smaller batch makes dynamo mark the batch size dynamic; the draws must accept a symbolic size."""
+    _fresh()
+    module = case.build()
+    compiled = torch.compile(module, fullgraph=True, backend="eager", dynamic=True)
+    for batch in (3, 5):
+        images = _images(batch)
+        out = case.call(compiled, images, **case.extra(images))
+        assert out.shape[0] == case.call(module, images, **case.extra(images)).shape[0]

@@ -249,7 +249,7 @@ def test_make_params_never_reads_tensor_values(t):
 def test_box_crop_on_meta_device():
     images = torch.empty(2, 3, 20, 30, device="meta")
     boxes = torch.empty(3, 4, device="meta")
-    assert da.BoxCrop(8)(images, boxes, torch.zeros(3, dtype=torch.long, device="meta")).shape == (3, 3, 8, 8)
+    assert da.BoxCrop(8)(images, boxes, batch_index=torch.zeros(3, dtype=torch.long, device="meta")).shape == (3, 3, 8, 8)
 
 
 # --- outputs -----------------------------------------------------------------------------------

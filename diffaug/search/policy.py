@@ -227,7 +227,7 @@ class Policy(GeometricTransform):
                 matrix = matrix @ stage.matrix(canvas, generator)
             matrices.append(matrix)
         # Each sample follows one sub-policy, chosen uniformly: a one-hot selection of matrices.
-        pick = torch.randint(0, len(self.subpolicies), (batch,), generator=generator, device=images.device)
+        pick = distributions.integers(len(self.subpolicies), (batch,), generator, images.device)
         # A comparison, not F.one_hot: one_hot reads the indices to check their range (a host read).
         chosen = (pick.unsqueeze(-1) == torch.arange(len(self.subpolicies), device=pick.device)).to(dtype)
         theta = daf.to_theta(torch.einsum("bk,kbij->bij", chosen, torch.stack(matrices)))

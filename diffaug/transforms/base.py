@@ -14,6 +14,7 @@ sampled (boxes, angles, ...). Transforms store nothing between calls.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -91,8 +92,12 @@ def param_dtype(images: Tensor) -> torch.dtype:
     return torch.float64 if images.dtype == torch.float64 else torch.float32
 
 
-class RandomTransform(nn.Module):
+class RandomTransform(nn.Module, metaclass=abc.ABCMeta):
     """Base of every diffaug transform: a per-sample probability ``p``, fixed or learnable.
+
+    A transform defines ``make_params(images, generator=None)`` (abstract here) and
+    ``transform(images, params)``; ``forward`` is theirs composed, in the call forms of
+    :mod:`diffaug.transforms.targets`.
 
     Args:
         p: probability that a sample is transformed; the others get identity parameters.
@@ -102,7 +107,18 @@ class RandomTransform(nn.Module):
 
     Raises:
         ValueError: ``p`` outside ``[0, 1]``, a non-positive ``temperature``.
+
+    Example:
+        >>> import torch, diffaug as da
+        >>> flip = da.RandomHorizontalFlip(p=0.5)  # every transform is a RandomTransform
+        >>> applied = flip.draw_applied(6, torch.Generator().manual_seed(0), torch.device("cpu"), torch.float32)
+        >>> applied.tolist(), isinstance(flip, da.RandomTransform), flip.always
+        ([0.0, 0.0, 1.0, 1.0, 0.0, 0.0], True, False)
     """
+
+    @abc.abstractmethod
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Any:
+        """Per-sample params for ``images`` (only their shape, dtype and device are read)."""
 
     def __init__(self, p: float = 1.0, learnable_p: bool = False, temperature: float = 0.1) -> None:
         super().__init__()
@@ -221,9 +237,6 @@ class GeometricTransform(RandomTransform):
         self.antialias = _checks.check_antialias(self.mode != "nearest" if antialias is None else antialias, self.mode)
         fill_values = _checks.check_fill(fill, self.padding_mode)
         self.fill: float | tuple[float, ...] = 0.0 if fill_values is None else fill_values
-
-    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
 
     def transform(self, images: Tensor, params: Params) -> Tensor:
         """Apply ``params`` to ``images`` (pure: the same params give the same output); a ``tv_tensors.Image`` stays one."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -18,6 +18,7 @@ from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.distributions import Range
 from diffaug.functional import _checks, _constants
+from diffaug.transforms import targets as target_layer
 from diffaug.transforms.base import GeometricTransform, Params, batch_shape, output_size, param_dtype
 
 __all__ = ["CropParams", "RandomResizedCrop", "ZoomCrop", "BoxCrop"]
@@ -318,8 +319,17 @@ class ZoomCrop(GeometricTransform):
         _checks.check_same_device(value, images, name)
         return value.to(param_dtype(images))
 
-    def forward(self, images: Tensor, zoom: Tensor | None = None, center: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        return self.transform(images, self.make_params(images, zoom=zoom, center=center))
+    def forward(  # type: ignore[override]
+        self,
+        images: Tensor,
+        *tv_targets: Any,
+        zoom: Tensor | None = None,
+        center: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **targets: Any,
+    ) -> Any:
+        """Zoom crops, with ``zoom`` / ``center`` given per sample (else drawn); targets as every transform takes them."""
+        return target_layer.call(self, images, tv_targets, targets, generator=generator, zoom=zoom, center=center)
 
 
 class BoxCrop(GeometricTransform):
@@ -382,5 +392,8 @@ class BoxCrop(GeometricTransform):
         applied = torch.ones(boxes.shape[0], device=images.device, dtype=boxes.dtype)
         return _crop_params(boxes, self.size, (height, width), applied, batch_index)
 
-    def forward(self, images: Tensor, boxes: Tensor, batch_index: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        return self.transform(images, self.make_params(images, boxes, batch_index))
+    def forward(  # type: ignore[override]
+        self, images: Tensor, boxes: Tensor, *tv_targets: Any, batch_index: Tensor | None = None, **targets: Any
+    ) -> Any:
+        """Crops of ``boxes``; targets as every transform takes them (with ``batch_index``, one row of targets per crop)."""
+        return target_layer.call(self, images, tv_targets, targets, boxes=boxes, batch_index=batch_index)

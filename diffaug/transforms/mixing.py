@@ -9,6 +9,7 @@ a run of geometric fusion like any non-geometric step.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -150,7 +151,7 @@ class RandomErasing(RandomTransform):
         noise_image = None
         if self.value is None:
             shape = (batch, channels, height, width)
-            noise_image = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+            noise_image = distributions.normal(shape, generator, device, dtype)
         return ErasingParams(boxes=boxes, applied=applied, noise=noise_image, in_size=(height, width))
 
     def transform(self, images: Tensor, params: ErasingParams) -> Tensor:
@@ -274,15 +275,17 @@ class _Mixing(RandomTransform):
         labels = self._check_labels(labels, params.partner.shape[0], params.partner.device)
         return mixing_f.mix_labels(labels, params.partner, self.own_share(params), self.num_classes)
 
+    @abc.abstractmethod
     def own_share(self, params: MixParams) -> Tensor:
         """``(B,)`` the part of each output image that is the sample's own: its label's weight."""
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
 
+    @abc.abstractmethod
     def transform(self, images: Tensor, params: MixParams) -> Tensor:
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
+        """The mixed images for ``params``."""
 
+    @abc.abstractmethod
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> MixParams:
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
+        """Per-sample lambdas and partners."""
 
     def forward(self, *inputs: Any, generator: torch.Generator | None = None) -> Any:  # type: ignore[override]
         """``(images, labels)`` -> ``(mixed images, soft labels (B, num_classes))``, as torchvision's.
@@ -359,7 +362,7 @@ def _beta(alpha: float, batch: int, generator: torch.Generator | None, device: t
     shape = alpha + 1 if alpha < 1 else alpha
     d = shape - 1 / 3
     c = 1 / math.sqrt(9 * d)
-    normal = torch.randn((batch, 2, _CANDIDATES), generator=generator, device=device, dtype=dtype)
+    normal = distributions.normal((batch, 2, _CANDIDATES), generator, device, dtype)
     noise = distributions.uniform((batch, 2, _CANDIDATES + 1), generator, device, dtype)
     accept_noise, boost_noise = noise[..., :_CANDIDATES], noise[..., _CANDIDATES]
     v = (1 + c * normal) ** 3

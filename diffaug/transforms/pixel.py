@@ -236,7 +236,7 @@ class GaussianNoise(RandomTransform):
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> PixelParams:
         """One sigma per sample (``magnitude``), ``applied`` and the standard normal ``noise``."""
         params = _draw(self, images, generator, self.sigma)
-        params.noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=compute_dtype(images.dtype))
+        params.noise = distributions.normal(images.shape, generator, images.device, compute_dtype(images.dtype))
         return params
 
     def transform(self, images: Tensor, params: PixelParams) -> Tensor:
