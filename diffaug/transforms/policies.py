@@ -255,8 +255,9 @@ class PolicyParams:
         op: ``(B, S)`` long, an index into :data:`OPERATIONS` per sample and slot (0: Identity,
             also for a step that was not applied); slots are applied in order (AugMix: chain by chain).
         magnitude: ``(B, S)`` torchvision's magnitude argument, signed (0 for operations without one).
-        groups: ``grouped=True``: per slot, per stage, the ``(n,)`` indices of the samples that
-            use the stage (``None`` where none does); ``None`` for the masked way.
+        groups: ``grouped=True``: per slot, ``(order, inverse, counts)``: the ``(B,)`` order that
+            sorts the samples by stage, its inverse, and the number of samples of each stage
+            (Python ints); ``None`` for the masked way.
         weights: AugMix only: ``(B, width + 1)``, the weight of the original image, then of each chain.
         width: AugMix's number of chains (the slots are ``width`` chains of ``S // width`` steps); 1 otherwise.
 
@@ -269,7 +270,7 @@ class PolicyParams:
 
     op: Tensor
     magnitude: Tensor
-    groups: tuple[tuple[Tensor | None, ...], ...] | None = None
+    groups: tuple[tuple[Tensor, Tensor, tuple[int, ...]], ...] | None = None
     weights: Tensor | None = None
     width: int = 1
 
@@ -342,6 +343,8 @@ class PolicyTransform(RandomTransform):
         used = {_ID[name] for name in self.operations}
         self._uses_mean = _ID["Contrast"] in used
         self._uses_autocontrast = _ID["AutoContrast"] in used
+        self._uses_geometric = bool(used & {_ID[name] for name in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")})
+        self._uses_colour = bool(used & {_ID[name] for name in ("Brightness", "Color", "Contrast", "AutoContrast", "Invert")})
 
     # ------------------------------------------------------------------ draws
     def draw(self, draws: _Draws, height: int, width: int) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -393,8 +396,8 @@ class PolicyTransform(RandomTransform):
         return self._mix(images, params)
 
     def _chain(self, images: Tensor, params: PolicyParams, slots: range) -> Tensor:
-        """The slots one after the other. Grouped: one copy of the images, then each stage writes its samples in place."""
-        out = images if params.groups is None else images.clone()
+        """The slots one after the other."""
+        out = images
         for slot in slots:
             out = self.apply_slot(out, params, slot)
         return out
@@ -412,111 +415,114 @@ class PolicyTransform(RandomTransform):
         return mix.to(images.dtype)
 
     def apply_slot(self, images: Tensor, params: PolicyParams, slot: int) -> Tensor:
-        """One slot: each sample's operation of that slot, every stage once.
-
-        With ``params.groups`` the stages write into ``images`` in place (each stage its own
-        samples): pass a tensor this call may change (:meth:`transform` passes its own copy).
-        """
-        op, magnitude = params.op[:, slot], params.magnitude[:, slot]
+        """One slot: each sample's operation of that slot, every stage once."""
+        height, width = images.shape[-2:]
+        values = self._slot_values(params.op[:, slot], params.magnitude[:, slot], images.dtype, height, width, images.shape[1])
         if params.groups is None:
             out = images
             for stage in range(1, _STAGES):
-                out = self._stage(stage, out, op, magnitude, select=True)
+                out = self._stage(stage, out, values, select=True)
             return out
+        # Sorted by stage, each stage's samples are one contiguous run of a fresh copy, transformed a few at a
+        # time and written back into it; one gather puts the samples back in their order.
+        order, inverse, counts = params.groups[slot]
+        ordered = images.index_select(0, order)
+        values = values.take(order)
         # On a CPU a stage works through its samples a few at a time: its temporaries then stay in cache and
         # reuse memory, where batch-sized ones page-fault (2 to 3 times the time per sample, measured).
         block = _CPU_BLOCK if images.device.type == "cpu" else images.shape[0]
-        for stage, index in enumerate(params.groups[slot]):
-            if stage == _IDENTITY or index is None:
-                continue
-            for part_index in index.split(block):
-                part = images.index_select(0, part_index)
-                result = self._stage(stage, part, op[part_index], magnitude[part_index], select=False)
-                # index_put_ rather than index_copy_: several times faster on a CPU for image-sized rows.
-                images = images.index_put_((part_index,), result)
-        return images
+        start = counts[_IDENTITY]
+        for stage in range(1, _STAGES):
+            for first in range(start, start + counts[stage], block):
+                last = min(first + block, start + counts[stage])
+                part = ordered[first:last]
+                # A copy when autograd may need the part's values after the write below.
+                part = part.clone() if part.requires_grad else part
+                ordered[first:last] = self._stage(stage, part, values.take(slice(first, last)), select=False)
+            start += counts[stage]
+        return ordered.index_select(0, inverse)
 
-    def _stage(self, stage: int, images: Tensor, op: Tensor, magnitude: Tensor, select: bool) -> Tensor:
-        """One family of operations; the identity for samples whose op is not in it (``select``: exactly)."""
-        if stage == _GEOMETRIC:
-            return self._geometric(images, op, magnitude, select)
-        if stage == _COLOUR:
-            return self._colour(images, op, magnitude)
-        if stage == _POSTERIZE:
-            chosen = op == _ID["Posterize"]
-            bits = torch.where(chosen, magnitude, 8.0).long()
-            out = _straight_through(images, pixel.posterize(images, bits))
-            # Float posterize at 8 bits still floors to 256 levels: keep the other samples as they are.
-            return out if images.dtype == torch.uint8 else torch.where(chosen.view(-1, 1, 1, 1), out, images)
-        if stage == _SOLARIZE:
-            bound = _colour.value_range(images.dtype)
-            threshold = torch.where(op == _ID["Solarize"], bound * magnitude, math.inf)
-            return pixel.solarize(images, threshold)
-        if stage == _SHARPNESS:
-            factor = torch.where(op == _ID["Sharpness"], 1.0 + magnitude, 1.0)
-            return pixel.adjust_sharpness(images, factor)
-        # Equalize: computed for the stage's samples, kept only where chosen.
-        out = _straight_through(images, pixel.equalize(images))
-        return torch.where((op == _ID["Equalize"]).view(-1, 1, 1, 1), out, images) if select else out
+    def _slot_values(
+        self, op: Tensor, magnitude: Tensor, dtype: torch.dtype, height: int, width: int, channels: int
+    ) -> _SlotValues:
+        """Each sample's theta, colour matrix, bits, threshold and factor from its op and magnitude (no pixel is read)."""
+        work = torch.float64 if dtype == torch.float64 else torch.float32
+        magnitude = magnitude.to(work)
+        theta = matrix = None
+        if self._uses_geometric:
+            theta = _theta(op, magnitude, height, width)
+        if self._uses_colour:
+            matrix = self._colour_matrix(op, 1.0 + magnitude, channels)
+        bits = torch.where(op == _ID["Posterize"], magnitude, 8.0).long()
+        threshold = torch.where(op == _ID["Solarize"], _colour.value_range(dtype) * magnitude, math.inf)
+        factor = torch.where(op == _ID["Sharpness"], 1.0 + magnitude, 1.0)
+        return _SlotValues(op, theta, matrix, bits, threshold, factor)
 
-    def _geometric(self, images: Tensor, op: Tensor, magnitude: Tensor, select: bool) -> Tensor:
-        height, width = images.shape[-2:]
-        magnitude = magnitude.to(torch.float64 if images.dtype == torch.float64 else torch.float32)
-        zero = torch.zeros_like(magnitude)
-        is_shear_x, is_shear_y = op == _ID["ShearX"], op == _ID["ShearY"]
-        # torchvision: shear angle atan(m) in degrees about the top-left corner; translate by int(m) pixels;
-        # rotate(m) is affine(-m) about the centre.
-        shear_deg = torch.rad2deg(torch.atan(magnitude))
-        shear = torch.stack([torch.where(is_shear_x, shear_deg, zero), torch.where(is_shear_y, shear_deg, zero)], -1)
-        shift = torch.trunc(magnitude)
-        translate = torch.stack(
-            [torch.where(op == _ID["TranslateX"], shift, zero), torch.where(op == _ID["TranslateY"], shift, zero)], -1
-        )
-        angle = torch.where(op == _ID["Rotate"], -magnitude, zero)
-        corner = (is_shear_x | is_shear_y).unsqueeze(-1)
-        middle = magnitude.new_tensor([width / 2.0, height / 2.0])
-        center = torch.where(corner, 0.0, middle)
-        matrix = affine_matrix(angle, translate, torch.ones_like(magnitude), shear, center, (height, width))
-        theta = daf.to_theta(matrix)
-        if images.dtype == torch.uint8 and self._exact_nearest:
-            # Nearest sampling of integers with an integer fill gives integers: skip the warp's rounding and clamp
-            # (which cost as much as the sampling on a CPU), converting back directly.
-            out = daf.warp(images.to(torch.float32), theta, (height, width), "nearest", "zeros", fill=self.fill).to(torch.uint8)
-        else:
-            out = daf.warp(images, theta, (height, width), self.mode, "zeros", fill=self.fill)
-        if not select:
-            return out
-        geometric = (op >= _ID["ShearX"]) & (op <= _ID["Rotate"])
-        return torch.where(geometric.view(-1, 1, 1, 1), out, images)
-
-    def _colour(self, images: Tensor, op: Tensor, magnitude: Tensor) -> Tensor:
-        batch, channels = images.shape[:2]
-        work = torch.float64 if images.dtype == torch.float64 else torch.float32
-        factor = 1.0 + magnitude.to(work)
-        identity = _colour.colour_identity(batch, channels, images.device, work)
-        out = identity
+    def _colour_matrix(self, op: Tensor, factor: Tensor, channels: int) -> Tensor:
+        """Brightness, Color, Invert (and Contrast: then the mean form) per sample; identity for the others."""
+        batch = op.shape[0]
+        out = _colour.colour_identity(batch, channels, op.device, factor.dtype)
         choices = [
             ("Brightness", _colour.brightness_matrix(factor, channels)),
             ("Color", _colour.saturation_matrix(factor, channels)),
             ("Invert", _colour.invert_matrix(batch, channels, like=factor)),
         ]
-        if self._uses_autocontrast:
-            # AutoContrast per channel: (x - low) / (high - low) in unit range; a flat channel is kept.
-            bound = _colour.value_range(images.dtype)
-            low = images.amin(dim=(-2, -1)).to(work) / bound
-            high = images.amax(dim=(-2, -1)).to(work) / bound
-            flat = high == low
-            gain = torch.where(flat, 1.0, 1.0 / torch.where(flat, 1.0, high - low))
-            offset = torch.where(flat, 0.0, -low * gain)
-            choices.append(("AutoContrast", torch.cat([torch.diag_embed(gain), offset.unsqueeze(-1)], -1)))
         for name, matrix in choices:
             out = torch.where((op == _ID[name]).view(-1, 1, 1), matrix, out)
         if self._uses_mean:
-            zeros = torch.zeros_like(out[..., :channels])
-            out = torch.cat([out[..., :channels], zeros, out[..., channels:]], -1)
-            contrast = _colour.contrast_matrix(factor, channels)
-            out = torch.where((op == _ID["Contrast"]).view(-1, 1, 1), contrast, out)
-        return daf.apply_colour(images, out, clamp=True)
+            out = _mean_form(out, channels)
+            out = torch.where((op == _ID["Contrast"]).view(-1, 1, 1), _colour.contrast_matrix(factor, channels), out)
+        return out
+
+    def _stage(self, stage: int, images: Tensor, values: _SlotValues, select: bool) -> Tensor:
+        """One family of operations; the identity for samples whose op is not in it (``select``: exactly)."""
+        op = values.op
+        if stage == _GEOMETRIC:
+            assert values.theta is not None
+            return self._geometric(images, op, values.theta, select)
+        if stage == _COLOUR:
+            assert values.matrix is not None
+            return self._colour(images, op, values.matrix)
+        if stage == _POSTERIZE:
+            out = _straight_through(images, pixel.posterize(images, values.bits))
+            # Float posterize at 8 bits still floors to 256 levels: keep the other samples as they are.
+            chosen = (op == _ID["Posterize"]).view(-1, 1, 1, 1)
+            return out if images.dtype == torch.uint8 or not select else torch.where(chosen, out, images)
+        if stage == _SOLARIZE:
+            return pixel.solarize(images, values.threshold)
+        if stage == _SHARPNESS:
+            return pixel.adjust_sharpness(images, values.factor)
+        # Equalize: computed for the stage's samples, kept only where chosen.
+        out = _straight_through(images, pixel.equalize(images))
+        return torch.where((op == _ID["Equalize"]).view(-1, 1, 1, 1), out, images) if select else out
+
+    def _geometric(self, images: Tensor, op: Tensor, theta: Tensor, select: bool) -> Tensor:
+        size = (images.shape[-2], images.shape[-1])
+        if images.dtype == torch.uint8 and self._exact_nearest:
+            # Nearest sampling of integers with an integer fill gives integers: skip the warp's rounding and clamp
+            # (which cost as much as the sampling on a CPU), converting back directly.
+            out = daf.warp(images.to(torch.float32), theta, size, "nearest", "zeros", fill=self.fill).to(torch.uint8)
+        else:
+            out = daf.warp(images, theta, size, self.mode, "zeros", fill=self.fill)
+        if not select:
+            return out
+        geometric = (op >= _ID["ShearX"]) & (op <= _ID["Rotate"])
+        return torch.where(geometric.view(-1, 1, 1, 1), out, images)
+
+    def _colour(self, images: Tensor, op: Tensor, matrix: Tensor) -> Tensor:
+        if self._uses_autocontrast:
+            # AutoContrast per channel: (x - low) / (high - low) in unit range; a flat channel is kept.
+            channels = images.shape[1]
+            bound = _colour.value_range(images.dtype)
+            low = images.amin(dim=(-2, -1)).to(matrix.dtype) / bound
+            high = images.amax(dim=(-2, -1)).to(matrix.dtype) / bound
+            flat = high == low
+            gain = torch.where(flat, 1.0, 1.0 / torch.where(flat, 1.0, high - low))
+            offset = torch.where(flat, 0.0, -low * gain)
+            stretch = torch.cat([torch.diag_embed(gain), offset.unsqueeze(-1)], -1)
+            stretch = _mean_form(stretch, channels) if self._uses_mean else stretch
+            matrix = torch.where((op == _ID["AutoContrast"]).view(-1, 1, 1), stretch, matrix)
+        return daf.apply_colour(images, matrix, clamp=True)
 
     def forward(self, images: Tensor, *tv_targets: Any, generator: torch.Generator | None = None, **targets: Any) -> Any:
         """``transform(images, make_params(images))``. Targets are refused, as torchvision's policies refuse them."""
@@ -532,17 +538,61 @@ def _signed(table: Tensor, op: Tensor, bins: Tensor, u_sign: Tensor) -> Tensor:
     return torch.where(signed[op] & (u_sign <= 0.5), -value, value)
 
 
-def _groups(op: Tensor, device: torch.device) -> tuple[tuple[Tensor | None, ...], ...]:
-    """Per slot, per stage, the indices of the samples whose op belongs to the stage (on the host, then moved)."""
+def _groups(op: Tensor, device: torch.device) -> tuple[tuple[Tensor, Tensor, tuple[int, ...]], ...]:
+    """Per slot: the order that sorts the samples by stage, its inverse, and each stage's count (on the host, then moved)."""
     stage_of = torch.tensor(_STAGE)
     out = []
     for slot in range(op.shape[1]):
         stages = stage_of[op[:, slot]]
-        counts = torch.bincount(stages, minlength=_STAGES).tolist()
+        counts = tuple(torch.bincount(stages, minlength=_STAGES).tolist())
         order = torch.argsort(stages, stable=True)
-        parts = order.split(counts)
-        out.append(tuple(part.to(device) if count else None for part, count in zip(parts, counts, strict=True)))
+        out.append((order.to(device), torch.argsort(order).to(device), counts))
     return tuple(out)
+
+
+def _theta(op: Tensor, magnitude: Tensor, height: int, width: int) -> Tensor:
+    """``(B, 2, 3)``: each sample's geometric op as torchvision's ``affine`` (identity for the other ops).
+
+    Shear: ``atan(m)`` degrees about the top-left corner; translation: ``int(m)`` pixels;
+    rotation: ``rotate(m)``, which is ``affine(-m)`` about the centre.
+    """
+    zero = torch.zeros_like(magnitude)
+    is_shear_x, is_shear_y = op == _ID["ShearX"], op == _ID["ShearY"]
+    shear_deg = torch.rad2deg(torch.atan(magnitude))
+    shear = torch.stack([torch.where(is_shear_x, shear_deg, zero), torch.where(is_shear_y, shear_deg, zero)], -1)
+    shift = torch.trunc(magnitude)
+    translate = torch.stack(
+        [torch.where(op == _ID["TranslateX"], shift, zero), torch.where(op == _ID["TranslateY"], shift, zero)], -1
+    )
+    angle = torch.where(op == _ID["Rotate"], -magnitude, zero)
+    corner = (is_shear_x | is_shear_y).unsqueeze(-1)
+    center = torch.where(corner, 0.0, magnitude.new_tensor([width / 2.0, height / 2.0]))
+    return daf.to_theta(affine_matrix(angle, translate, torch.ones_like(magnitude), shear, center, (height, width)))
+
+
+def _mean_form(matrix: Tensor, channels: int) -> Tensor:
+    """``[A | t]`` -> ``[A | 0 | t]``, so that matrices of both forms can be selected per sample."""
+    return torch.cat([matrix[..., :channels], torch.zeros_like(matrix[..., :channels]), matrix[..., channels:]], -1)
+
+
+@dataclasses.dataclass
+class _SlotValues:
+    """One slot's per-sample values, from the draws alone: computed once for the batch, taken per block."""
+
+    op: Tensor
+    theta: Tensor | None
+    matrix: Tensor | None
+    bits: Tensor
+    threshold: Tensor
+    factor: Tensor
+
+    def take(self, index: Tensor | slice) -> _SlotValues:
+        def part(value: Tensor | None) -> Tensor | None:
+            return None if value is None else value[index]
+
+        return _SlotValues(
+            self.op[index], part(self.theta), part(self.matrix), self.bits[index], self.threshold[index], self.factor[index]
+        )
 
 
 class TrivialAugmentWide(PolicyTransform):
