@@ -447,3 +447,12 @@ def test_params_dataclass_replays_a_copy():
     images = torch.rand(4, 3, 8, 8)
     params = t.make_params(images, generator=torch.Generator().manual_seed(0))
     assert torch.equal(t.transform(images, dataclasses.replace(params)), t.transform(images, params))
+
+
+def test_augmix_mixture_passes_gradcheck():
+    op = torch.tensor([[OPERATIONS.index("Rotate"), OPERATIONS.index("Contrast"), OPERATIONS.index("Brightness"), 0]])
+    magnitude = torch.tensor([[12.0, 0.3, -0.2, 0.0]], dtype=torch.float64)
+    params = PolicyParams(op=op, magnitude=magnitude, weights=torch.tensor([[0.5, 0.3, 0.2]], dtype=torch.float64), width=2)
+    t = da.AugMix(mixture_width=2, chain_depth=2)
+    image = (0.25 + 0.5 * sample_image(torch.float64, 6, 7))[None].requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: t.transform(x, params), (image,))

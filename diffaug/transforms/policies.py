@@ -411,7 +411,8 @@ class PolicyTransform(RandomTransform):
         depth = params.op.shape[1] // params.width
         for chain in range(params.width):
             out = self._chain(images, params, range(chain * depth, (chain + 1) * depth))
-            mix = mix + weights[:, chain + 1].view(-1, 1, 1, 1) * out
+            # In place on the sum this call made: no batch-sized temporary per chain.
+            mix = mix.addcmul_(out, weights[:, chain + 1].view(-1, 1, 1, 1))
         return mix.to(images.dtype)
 
     def apply_slot(self, images: Tensor, params: PolicyParams, slot: int) -> Tensor:
