@@ -427,6 +427,8 @@ class PolicyTransform(RandomTransform):
         # Sorted by stage, each stage's samples are one contiguous run of a fresh copy, transformed a few at a
         # time and written back into it; one gather puts the samples back in their order.
         order, inverse, counts = params.groups[slot]
+        if counts[_IDENTITY] == images.shape[0]:
+            return images  # every sample's step is Identity (or was not applied): nothing to copy
         ordered = images.index_select(0, order)
         values = values.take(order)
         # On a CPU a stage works through its samples a few at a time: its temporaries then stay in cache and
