@@ -112,7 +112,7 @@ _AUGMIX_ALL = (*_AUGMIX_PARTIAL, "Brightness", "Color", "Contrast", "Sharpness")
 class AutoAugmentPolicy(enum.Enum):
     """The three AutoAugment policies (the values of torchvision's ``AutoAugmentPolicy``, which is accepted too).
 
-    Example:
+    Examples:
         >>> import diffaug as da
         >>> from torchvision.transforms import AutoAugmentPolicy
         >>> da.AutoAugment(AutoAugmentPolicy.SVHN).policy, da.AutoAugment("cifar10").policy
@@ -220,7 +220,7 @@ def magnitude_table(space: str, num_bins: int, height: int, width: int) -> Tenso
     the shear factor, translation in pixels, rotation in degrees, Brightness/Color/Contrast/
     Sharpness as ``factor - 1``, Posterize in bits, Solarize as a fraction of the value range.
 
-    Example:
+    Examples:
         >>> table = magnitude_table("wide", 31, 224, 224)
         >>> [round(float(table[OPERATIONS.index(name), 30]), 4) for name in ("Rotate", "TranslateX", "Posterize")]
         [135.0, 32.0, 2.0]
@@ -261,7 +261,7 @@ class PolicyParams:
         weights: AugMix only: ``(B, width + 1)``, the weight of the original image, then of each chain.
         width: AugMix's number of chains (the slots are ``width`` chains of ``S // width`` steps); 1 otherwise.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> params = da.TrivialAugmentWide().make_params(torch.zeros(4, 3, 8, 8, dtype=torch.uint8))
         >>> params.op.shape, params.magnitude.shape, params.weights
@@ -320,7 +320,7 @@ class PolicyTransform(RandomTransform):
         grouped: run each stage on the samples that use it (host draws) or on the whole batch
             with masks (device draws, ``torch.compile``-friendly); see the module docstring.
 
-    Example:
+    Examples:
         >>> import dataclasses, torch, diffaug as da
         >>> images = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
         >>> grouped, masked = da.TrivialAugmentWide(), da.TrivialAugmentWide(grouped=False)
@@ -613,7 +613,7 @@ class TrivialAugmentWide(PolicyTransform):
         fill: outside the image after a geometric operation: ``None`` (0), a number or one per channel.
         grouped: keyword-only; see :class:`PolicyTransform`.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
         >>> t = da.TrivialAugmentWide()
@@ -653,7 +653,7 @@ class RandAugment(PolicyTransform):
         num_magnitude_bins: number of bins.
         interpolation, fill, grouped: as :class:`TrivialAugmentWide`.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.rand(4, 3, 32, 32)
         >>> params = da.RandAugment(num_ops=3).make_params(images, generator=torch.Generator().manual_seed(0))
@@ -698,7 +698,7 @@ class AutoAugment(PolicyTransform):
         policy: :class:`AutoAugmentPolicy`, torchvision's ``AutoAugmentPolicy``, or its value ``"imagenet"`` etc.
         interpolation, fill, grouped: as :class:`TrivialAugmentWide`.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.AutoAugment(da.AutoAugmentPolicy.CIFAR10)
         >>> images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
@@ -752,7 +752,7 @@ class AugMix(PolicyTransform):
         alpha: Dirichlet concentration (``> 0``). all_ops: include Brightness, Color, Contrast, Sharpness.
         interpolation, fill, grouped: as :class:`TrivialAugmentWide` (bilinear by default, as torchvision).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.rand(4, 3, 32, 32)
         >>> params = da.AugMix().make_params(images, generator=torch.Generator().manual_seed(0))
