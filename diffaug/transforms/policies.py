@@ -22,10 +22,11 @@ it and the order of the stages does not matter:
 Two ways to run a stage, chosen by the keyword-only ``grouped``:
 
 * ``grouped=True`` (default): the discrete draws (operations, bins, signs, sub-policies, depths)
-  are made on the host, like torchvision's, and each stage runs only on the samples that use it
-  (indices of a size known on the host; ``index_select`` in, ``index_copy_`` out), so a stage
-  costs what its samples cost. With a CUDA generator the draws are made on the device and
-  copied to the host (one synchronisation).
+  are made on the host, like torchvision's, and each stage runs only on the samples that use it:
+  one gather sorts a slot's samples by stage (the counts are known on the host), each stage
+  transforms its run of samples (a few at a time on a CPU) and writes it back in place, one
+  gather restores the order. A stage costs what its samples cost. With a CUDA generator the
+  draws are made on the device and copied to the host (one synchronisation).
 * ``grouped=False``: every draw on the images' device, every stage over the whole batch with
   identity magnitudes (or a ``torch.where``) for the samples that do not use it: no host work
   and no data-dependent shapes, for ``torch.compile(fullgraph=True)``; slower on a CPU.
