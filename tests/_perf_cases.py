@@ -166,6 +166,12 @@ def cases() -> list[Case]:
         _MixCase("MixUp", lambda: da.MixUp(num_classes=3, p=0.7)),
         _MixCase("CutMix", lambda: da.CutMix(num_classes=3)),
         _MixCase("CutMix-learnable", lambda: da.CutMix(num_classes=3, p=0.5, learnable=True), learnable=True),
+        Case("RandomApply", lambda: da.RandomApply([da.RandomRotation(20, "bilinear"), da.RandomHorizontalFlip()])),
+        Case("RandomApply-learnable-blur", lambda: da.RandomApply([da.GaussianBlur(3)], learnable=True), learnable=True),
+        Case("RandomChoice", lambda: da.RandomChoice([da.RandomInvert(p=1.0), da.RandomGrayscale(p=1.0)], [2, 1])),
+        Case("RandomChoice-mixed", lambda: da.RandomChoice([da.RandomHorizontalFlip(p=1.0), da.RandomSolarize(0.5)])),
+        Case("RandomOrder", lambda: da.RandomOrder([da.RandomAffine(10, None, (0.9, 1.1)), da.RandomVerticalFlip()])),
+        Case("RandomOrder-mixed", lambda: da.RandomOrder([da.GaussianNoise(sigma=(0.05, 0.1)), da.RandomInvert()])),
     ]
     return out
 

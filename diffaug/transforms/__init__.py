@@ -16,6 +16,7 @@ from diffaug.transforms.colour import (
     ToDtype,
 )
 from diffaug.transforms.compose import Compose, ComposeParams
+from diffaug.transforms.containers import ContainerParams, ContainerTransform, RandomApply, RandomChoice, RandomOrder
 from diffaug.transforms.crop import BoxCrop, CropParams, RandomResizedCrop, ZoomCrop
 from diffaug.transforms.geometric import (
     AffineParams,
@@ -87,6 +88,11 @@ __all__ = [
     "MultiCropParams",
     "Compose",
     "ComposeParams",
+    "ContainerParams",
+    "ContainerTransform",
+    "RandomApply",
+    "RandomChoice",
+    "RandomOrder",
     "AffineParams",
     "CenterCrop",
     "RandomAffine",
