@@ -358,3 +358,29 @@ def test_uint8_images_stay_uint8_and_each_sample_is_its_chosen_result(build):
         forward = (params.order[:, 0] == 0)[:, None, None, None]
         expected = torch.where(forward, _in_turn(t, images, params, (0, 1)), _in_turn(t, images, params, (1, 0)))
     assert (out.int() - expected.int()).abs().max() <= 1  # one fused pass against two truncating ones: within a level
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        # a sample that chose Normalize must not be clamped: the choice does not fuse
+        lambda: da.RandomChoice([da.ColorJitter(brightness=(1.8, 1.8), fused=True), da.Normalize(MEAN, STD)]),
+        # the jitter's clamp before the invert would move to the end: the sequence does not fuse
+        lambda: da.RandomApply([da.ColorJitter(brightness=(1.8, 1.8), fused=True), da.Normalize(MEAN, STD)], p=0.5),
+    ],
+)
+def test_colour_steps_whose_clamp_would_move_run_exactly(build):
+    t = build()
+    images = _images()
+    params = t.make_params(images, generator=_seed(12))
+    assert params.colour is None
+    out = t.transform(images, params)
+    if isinstance(t, da.RandomChoice):
+        outputs = [step.transform(images, s) for step, s in zip(t.transforms, params.steps, strict=True)]
+        expected = torch.stack([outputs[c][b] for b, c in enumerate(params.choice.tolist())])
+        assert len(set(params.choice.tolist())) == 2
+    else:
+        sequence = t.transforms[1].transform(t.transforms[0].transform(images, params.steps[0]), params.steps[1])
+        expected = torch.where(params.applied.bool()[:, None, None, None], sequence, images)
+    assert torch.equal(out, expected)
+    assert out.min() < 0  # Normalize's output kept unclamped
