@@ -113,7 +113,7 @@ class RandomTransform(nn.Module, metaclass=abc.ABCMeta):
         >>> flip = da.RandomHorizontalFlip(p=0.5)  # every transform is a RandomTransform
         >>> applied = flip.draw_applied(6, torch.Generator().manual_seed(0), torch.device("cpu"), torch.float32)
         >>> applied.tolist(), isinstance(flip, da.RandomTransform), flip.always
-        ([0.0, 0.0, 1.0, 1.0, 0.0, 0.0], True, False)
+        ([1.0, 0.0, 1.0, 1.0, 1.0, 0.0], True, False)
     """
 
     @abc.abstractmethod

@@ -303,8 +303,8 @@ class RandomSolarize(RandomTransform):
         temperature: of the relaxed draw of a learnable ``p``.
 
     Raises:
-        TypeError, ValueError: a threshold that is not a number ``>= 0``; at call time, one beyond the
-        images' range.
+        TypeError: a threshold that is not a number.
+        ValueError: a threshold below 0; at call time, one beyond the images' range.
 
     Example:
         >>> import torch, diffaug as da

@@ -56,6 +56,20 @@ class RandomBoxes(nn.Module):
         return self.crop(images, torch.cat([corner * scale, (corner + extent) * scale], dim=-1))
 
 
+class WithLabels(nn.Module):
+    """MixUp / CutMix take ``(images, labels)``: the gallery gives each copy its own class and shows the images."""
+
+    def __init__(self, mix: nn.Module) -> None:
+        super().__init__()
+        self.mix = mix
+
+    def forward(self, images: Tensor) -> Tensor:
+        labels = torch.arange(images.shape[0]) % 2
+        # Half the copies mirrored, so what a sample borrows from its partner shows.
+        partners = torch.where((labels == 1)[:, None, None, None], images.flip(-1), images)
+        return self.mix(partners, labels)[0]
+
+
 # Settings chosen to show each transform clearly; the gallery's caption gives them.
 # Transforms exported by diffaug but not listed here are shown with their defaults.
 SETTINGS: dict[str, tuple[str, Callable[[], nn.Module]]] = {
@@ -75,6 +89,22 @@ SETTINGS: dict[str, tuple[str, Callable[[], nn.Module]]] = {
     "CenterCrop": ("CenterCrop(128)", lambda: da.CenterCrop(SIZE)),
     "RandomCrop": ("RandomCrop(128)", lambda: da.RandomCrop(SIZE)),
     "Resize": ("Resize(128)", lambda: da.Resize(SIZE)),
+    "ColorJitter": ("ColorJitter(0.4, 0.4, 0.4, 0.1)", lambda: da.ColorJitter(0.4, 0.4, 0.4, 0.1)),
+    "RandomGrayscale": ("RandomGrayscale(p=0.5)", lambda: da.RandomGrayscale(p=0.5)),
+    "Grayscale": ("Grayscale(num_output_channels=3)", lambda: da.Grayscale(3)),
+    "GaussianBlur": ("GaussianBlur(23, sigma=(0.1, 4.0))", lambda: da.GaussianBlur(23, sigma=(0.1, 4.0))),
+    "GaussianNoise": ("GaussianNoise(sigma=0.1)", lambda: da.GaussianNoise(sigma=0.1)),
+    "RandomPosterize": ("RandomPosterize(2, p=0.5)", lambda: da.RandomPosterize(2, p=0.5)),
+    "RandomSolarize": ("RandomSolarize(0.5, p=0.5)", lambda: da.RandomSolarize(0.5, p=0.5)),
+    "RandomAdjustSharpness": ("RandomAdjustSharpness(4.0, p=0.5)", lambda: da.RandomAdjustSharpness(4.0, p=0.5)),
+    "Normalize": (
+        "Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), p=0.5) (shown clipped to [0, 1])",
+        lambda: da.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), p=0.5),
+    ),
+    "ToDtype": ("ToDtype(torch.uint8, scale=True)", lambda: da.ToDtype(torch.uint8, scale=True)),
+    "RandomErasing": ("RandomErasing(p=0.5)", lambda: da.RandomErasing(p=0.5)),
+    "MixUp": ("MixUp(alpha=1.0, num_classes=2) (odd copies mirrored)", lambda: WithLabels(da.MixUp(num_classes=2))),
+    "CutMix": ("CutMix(alpha=1.0, num_classes=2) (odd copies mirrored)", lambda: WithLabels(da.CutMix(num_classes=2))),
 }
 # The preview shown on the getting-started page, made by the CLI itself.
 PREVIEW_ARGS = [
@@ -94,8 +124,8 @@ EXTRA: dict[str, tuple[str, Callable[[], nn.Module]]] = {
 }
 
 
-# Containers, not transforms of their own: shown on the Pipelines page.
-NOT_SHOWN = {"GeometricTransform", "Compose", "MultiCrop"}
+# Containers of other transforms, not transforms of their own: shown on their pages.
+NOT_SHOWN = {"Compose", "MultiCrop", "RandomApply", "RandomChoice", "RandomOrder"}
 
 
 def exported_transforms() -> dict[str, type[nn.Module]]:
@@ -103,7 +133,7 @@ def exported_transforms() -> dict[str, type[nn.Module]]:
     found = {}
     for name in da.__all__:
         obj = getattr(da, name)
-        if not (inspect.isclass(obj) and issubclass(obj, nn.Module)) or name in NOT_SHOWN:
+        if not (inspect.isclass(obj) and issubclass(obj, nn.Module)) or name in NOT_SHOWN or inspect.isabstract(obj):
             continue
         found[name] = obj
     return found
@@ -136,6 +166,8 @@ def as_tiles(output: object) -> list[Tensor]:
     if isinstance(output, (list, tuple)):
         output = output[0]
     assert isinstance(output, Tensor)
+    if output.dtype == torch.uint8:
+        output = output.float() / 255
     return list(output.clamp(0, 1))
 
 
@@ -171,7 +203,7 @@ def main() -> list[Path]:
     lines = [
         "# Transforms gallery",
         "",
-        "Every transform diffaug exports, run by its own code on the package's test card",
+        "Every transform diffaug exports, geometric and photometric, run by its own code on the package's test card",
         "(`diffaug._testcard.test_card()`: a 1-pixel grid, a zone plate, circles, text) and on a photograph",
         "(Grace Hopper, the sample photo that ships with matplotlib). The first column is the input;",
         f"the others are {DRAWS} random draws of one call on a batch of copies, so every sample gets its own parameters.",
