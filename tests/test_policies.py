@@ -456,3 +456,19 @@ def test_augmix_mixture_passes_gradcheck():
     t = da.AugMix(mixture_width=2, chain_depth=2)
     image = (0.25 + 0.5 * sample_image(torch.float64, 6, 7))[None].requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x: t.transform(x, params), (image,))
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "masked"])
+def test_slots_apply_in_order_as_torchvision_chains_its_ops(grouped):
+    pairs = [("Rotate", 20.0, "Solarize", 0.5), ("Posterize", 3.0, "TranslateX", -7.0), ("Contrast", 0.6, "Equalize", 0.0)]
+    pairs += [("ShearY", 0.2, "Brightness", 0.4), ("Identity", 0.0, "Sharpness", -0.5), ("AutoContrast", 0.0, "Rotate", -30.0)]
+    op = torch.tensor([[OPERATIONS.index(a), OPERATIONS.index(b)] for a, _, b, _ in pairs])
+    magnitude = torch.tensor([[x, y] for _, x, _, y in pairs], dtype=torch.float64)
+    image = sample_image(torch.float64)
+    params = PolicyParams(op=op, magnitude=magnitude)
+    if grouped:
+        params.groups = da.transforms.policies._groups(op, torch.device("cpu"))
+    out = da.RandAugment(interpolation="bilinear", grouped=grouped).transform(image.expand(len(pairs), -1, -1, -1), params)
+    for index, (first, x, second, y) in enumerate(pairs):
+        expected = reference(reference(image, first, x, "bilinear"), second, y, "bilinear")
+        assert torch.allclose(out[index], expected, atol=1e-6), (first, second)
