@@ -1,6 +1,6 @@
 """diffaug: torchvision-style augmentations for PyTorch, differentiable in their own parameters.
 
-Example:
+Examples:
     >>> import torch, diffaug as da
     >>> crop = da.RandomResizedCrop(32)
     >>> crop(torch.rand(8, 3, 64, 64)).shape

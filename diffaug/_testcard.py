@@ -30,7 +30,7 @@ def zone_plate(height: int, width: int, max_frequency: float = 0.5) -> Tensor:
 def test_card(height: int = 384, width: int = 512) -> Tensor:
     """The test card as a float ``(3, H, W)`` tensor in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> test_card(96, 128).shape
         torch.Size([3, 96, 128])
     """

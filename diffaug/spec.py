@@ -41,7 +41,7 @@ def allowed_transforms() -> dict[str, type[nn.Module]]:
     transforms whose ``forward`` needs more than the images (``BoxCrop`` needs boxes) and those
     that return something else than images (``MultiCrop``).
 
-    Example:
+    Examples:
         >>> "RandomResizedCrop" in allowed_transforms(), "BoxCrop" in allowed_transforms()
         (True, False)
     """
@@ -81,7 +81,7 @@ def parse(spec: str) -> list[TransformSpec]:
     Raises:
         SpecError: the text is not a spec; the message quotes the wrong part.
 
-    Example:
+    Examples:
         >>> parse("RandomResizedCrop(64, scale=(0.5, 1.0)) | ZoomCrop(size=64)")
         [('RandomResizedCrop', (64,), {'scale': (0.5, 1.0)}), ('ZoomCrop', (), {'size': 64})]
         >>> parse('[{"name": "ZoomCrop", "size": [32, 48]}]')
@@ -187,7 +187,7 @@ def build(spec: str) -> nn.Module:
         SpecError: unknown transform name, unknown argument, or a value the transform rejects;
             the message names the part and lists what is allowed.
 
-    Example:
+    Examples:
         >>> import torch
         >>> pipeline = build("RandomResizedCrop(size=32, scale=(0.5, 1.0)) | ZoomCrop(size=16)")
         >>> pipeline(torch.rand(2, 3, 64, 64)).shape

@@ -73,7 +73,7 @@ def build_name(source: bytes, flags: Sequence[str], torch_version: str) -> str:
     each would rebuild the kernel whenever the other had built its own. Keyed this way, equal
     inputs share one build and different ones coexist.
 
-    Example:
+    Examples:
         >>> build_name(b"int f();", ["-O3"], "2.14.1")[:22]
         'diffaug_antialias_cpu_'
         >>> build_name(b"int f();", ["-O3"], "2.14.1") == build_name(b"int f();", ["-O2"], "2.14.1")
@@ -154,7 +154,7 @@ def _build() -> ModuleType | None:
 class disabled:
     """Context manager: use the pure PyTorch pyramid even where the kernel would serve (tests, comparisons).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from diffaug.functional import warp
         >>> images, theta = torch.rand(2, 3, 32, 32), torch.eye(2, 3).expand(2, 2, 3)

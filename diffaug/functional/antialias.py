@@ -64,7 +64,7 @@ def pyramid_sizes(in_size: Sequence[int], out_size: Sequence[int]) -> list[tuple
     ``in / out``), and at least one, so zoom-outs up to about 2x are fully filtered even when the
     output is as large as the input (further ones get the deepest level's filtering).
 
-    Example:
+    Examples:
         >>> pyramid_sizes((448, 448), (224, 224))
         [(448, 448), (317, 317)]
         >>> len(pyramid_sizes((512, 512), (64, 64)))
@@ -81,7 +81,7 @@ def filters_shrink(shrink: float) -> bool:
     Below it the antialiased warp is bit for bit the plain one, so a transform whose shapes bound
     every sample's shrink under it can skip the filter's work.
 
-    Example:
+    Examples:
         >>> filters_shrink(1.0), filters_shrink(1.4), filters_shrink(1.5)
         (False, False, True)
     """
@@ -119,7 +119,7 @@ def level_weights(scale: Tensor, depth: int) -> Tensor:
     aliasing fell while the photo stayed within 1 dB of torchvision). Differentiable in
     ``scale``; exactly level 0 (no filtering) for ``s <= 2 ** 0.55``, about 1.46.
 
-    Example:
+    Examples:
         >>> level_weights(torch.tensor([0.5, 1.0, 2.0, 4.0]), 3)
         tensor([[1.0000, 0.0000, 0.0000, 0.0000],
                 [1.0000, 0.0000, 0.0000, 0.0000],
@@ -260,7 +260,7 @@ def antialiased_sample(
         ``(B, C, h, w)``; gradients reach ``images`` and ``theta`` (also through the amount of
         filtering). Equal to the plain ``grid_sample`` for samples that do not shrink.
 
-    Example:
+    Examples:
         >>> import torch
         >>> stripes = torch.arange(64.0).remainder(2).expand(1, 1, 64, 64)  # 0.5 cycles/pixel
         >>> theta = torch.eye(2, 3).unsqueeze(0)

@@ -46,7 +46,7 @@ def box_cover(boxes: Tensor, size: tuple[int, int], weight: Tensor | None = None
         size: ``(H, W)`` of the images.
         weight: optional ``(B,)`` factor per box (a per-sample strength, e.g. the probability draw).
 
-    Example:
+    Examples:
         >>> import torch
         >>> box_cover(torch.tensor([[1.0, 0.0, 3.0, 1.0]]), (2, 4))[0, 0]
         tensor([[0., 1., 1., 0.],
@@ -73,7 +73,7 @@ def _axis_covers(boxes: Tensor, size: tuple[int, int], weight: Tensor | None) ->
 def box_area_fraction(boxes: Tensor, size: tuple[int, int]) -> Tensor:
     """``(B,)``: the part of the image each box covers after clipping to it (``box_cover``'s mean).
 
-    Example:
+    Examples:
         >>> import torch
         >>> box_area_fraction(torch.tensor([[-2.0, 0.0, 2.0, 4.0], [1.0, 1.0, 1.0, 3.0]]), (4, 4))
         tensor([0.5000, 0.0000])
@@ -123,7 +123,7 @@ def erase(images: Tensor, boxes: Tensor, value: Tensor | float = 0.0, weight: Te
     Returns:
         The images' shape and dtype.
 
-    Example:
+    Examples:
         >>> import torch
         >>> out = erase(torch.ones(1, 1, 3, 4), torch.tensor([[1.0, 1.0, 3.0, 2.0]]), value=0.0)
         >>> out[0, 0]
@@ -161,7 +161,7 @@ def mixup(images: Tensor, partner: Tensor, lam: Tensor) -> Tensor:
         partner: ``(B,)`` long: the image each sample is mixed with.
         lam: ``(B,)``: each sample's own share (1 keeps the image, bitwise).
 
-    Example:
+    Examples:
         >>> import torch
         >>> images = torch.tensor([0.0, 10.0]).view(2, 1, 1, 1)
         >>> mixup(images, torch.tensor([1, 0]), torch.tensor([0.75, 1.0])).flatten()
@@ -180,7 +180,7 @@ def cutmix(images: Tensor, partner: Tensor, boxes: Tensor, weight: Tensor | None
         boxes: ``(B, 4)`` XYXY pixel boxes, clipped to the image by the cover.
         weight: optional ``(B,)`` strength per sample.
 
-    Example:
+    Examples:
         >>> import torch
         >>> images = torch.stack([torch.zeros(1, 2, 2), torch.ones(1, 2, 2)])
         >>> cutmix(images, torch.tensor([1, 0]), torch.tensor([[0.0, 0.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]))[:, 0]
@@ -206,7 +206,7 @@ def one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float32
 
     A comparison with ``arange``, not ``F.one_hot``, which reads the indices (a host sync).
 
-    Example:
+    Examples:
         >>> import torch
         >>> one_hot(torch.tensor([2, 0]), 3)
         tensor([[0., 0., 1.],
@@ -230,7 +230,7 @@ def mix_labels(labels: Tensor, partner: Tensor, weight: Tensor, num_classes: int
     Returns:
         ``(B, K)`` in ``weight``'s dtype for class indices, else in the labels' dtype.
 
-    Example:
+    Examples:
         >>> import torch
         >>> mix_labels(torch.eye(2), torch.tensor([1, 0]), torch.tensor([0.75, 1.0]))
         tensor([[0.7500, 0.2500],

@@ -44,7 +44,7 @@ __all__ = [
 def inverse_theta(theta: Tensor) -> Tensor:
     """The ``theta`` of the inverse warp: ``(..., 2, 3)`` -> ``(..., 2, 3)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> theta = torch.tensor([[0.5, 0.0, 0.25], [0.0, 2.0, 0.0]])
         >>> torch.allclose(inverse_theta(theta), torch.tensor([[2.0, 0.0, -0.5], [0.0, 0.5, 0.0]]))
@@ -56,7 +56,7 @@ def inverse_theta(theta: Tensor) -> Tensor:
 def forward_pixel_matrix(theta: Tensor, in_size: Sequence[int], out_size: Sequence[int]) -> Tensor:
     """``(..., 3, 3)`` matrix taking *input* pixel coordinates to *output* pixel coordinates.
 
-    Example:
+    Examples:
         >>> import torch
         >>> zoom = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])  # the central half, enlarged
         >>> forward_pixel_matrix(zoom, (8, 8), (8, 8))[:2].tolist()  # x_out = 2 x_in - 4
@@ -107,7 +107,7 @@ def transform_points(
     Returns:
         points of the same shape, differentiable in ``points`` and ``theta``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> flip = torch.tensor([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
         >>> transform_points(torch.tensor([[0.5, 1.0]]), flip, (4, 8), (4, 8))
@@ -163,7 +163,7 @@ def transform_boxes(
         TypeError, ValueError: malformed boxes, theta, mask or batch index; an unknown ``box_format``;
             NaN or inf in the boxes (a ``ValueError`` on CPU, a device-side assert elsewhere).
 
-    Example:
+    Examples:
         >>> import torch
         >>> theta = torch.tensor([[[0.5, 0.0, 0.5], [0.0, 0.5, 0.5]]])  # zoom into the bottom-right quarter
         >>> boxes, valid = transform_boxes(torch.tensor([[[0.0, 0.0, 2.0, 2.0], [5.0, 6.0, 7.0, 8.0]]]), theta, (8, 8), (8, 8))
@@ -240,7 +240,7 @@ def transform_keypoints(
         ``(keypoints, visible)``: moved points (not clipped) and their visibility on the output
         canvas ``[0, W) x [0, H)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> theta = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])  # shrink the content by 2
         >>> transform_keypoints(torch.tensor([[1.0, 1.0], [7.0, 3.0]]), theta, (4, 8), (4, 8))
@@ -288,7 +288,7 @@ def transform_masks(
     Raises:
         TypeError, ValueError: malformed masks, or masks whose size differs from ``in_size``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> labels = torch.tensor([[[0, 1, 2, 3]]])
         >>> flip = torch.tensor([[[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
@@ -356,7 +356,7 @@ def transform_tv(
     Raises:
         TypeError: for anything else (plain tensors go through :func:`transform_boxes` etc.).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torchvision import tv_tensors
         >>> boxes = tv_tensors.BoundingBoxes([[1.0, 1.0, 2.0, 2.0]], format="CXCYWH", canvas_size=(4, 8))

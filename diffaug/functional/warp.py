@@ -28,7 +28,7 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     Half precision grids lose sub-pixel accuracy (bfloat16 has 8 mantissa bits: about one
     pixel of error on a 224-pixel image), so half images are sampled in float32.
 
-    Example:
+    Examples:
         >>> import torch
         >>> compute_dtype(torch.bfloat16), compute_dtype(torch.uint8), compute_dtype(torch.float64)
         (torch.float32, torch.float32, torch.float64)
@@ -79,7 +79,7 @@ def warp(
     Raises:
         TypeError, ValueError, IndexError: for malformed arguments, naming the argument.
 
-    Example:
+    Examples:
         >>> import torch
         >>> images = torch.rand(2, 3, 8, 8)
         >>> theta = torch.eye(2, 3).expand(2, 2, 3)
@@ -232,7 +232,7 @@ def crop(
         TypeError, ValueError, IndexError: for malformed arguments, naming the argument.
         NaN boxes are not checked (that would synchronise the GPU): they give NaN outputs.
 
-    Example:
+    Examples:
         >>> import torch
         >>> images = torch.arange(16.0).reshape(1, 1, 4, 4)
         >>> crop(images, torch.tensor([[1.0, 0.0, 3.0, 2.0]]), (2, 2))

@@ -43,7 +43,7 @@ class Params:
             identity parameters; fractional only for a relaxed, learnable probability).
         batch_index: ``(K,)`` long, which image each row samples (``BoxCrop``), else ``None``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> params = da.RandomHorizontalFlip(p=1.0).make_params(torch.rand(2, 3, 8, 8))
         >>> params.theta[0]  # u -> -u: a left-right flip
@@ -108,7 +108,7 @@ class RandomTransform(nn.Module, metaclass=abc.ABCMeta):
     Raises:
         ValueError: ``p`` outside ``[0, 1]``, a non-positive ``temperature``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> flip = da.RandomHorizontalFlip(p=0.5)  # every transform is a RandomTransform
         >>> applied = flip.draw_applied(6, torch.Generator().manual_seed(0), torch.device("cpu"), torch.float32)
@@ -201,7 +201,7 @@ class GeometricTransform(RandomTransform):
         ValueError: ``p`` outside ``[0, 1]``, an unknown ``interpolation`` or ``padding_mode``, a
             non-positive ``temperature``, ``antialias=True`` or ``learnable=True`` with nearest.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.RandomRotation(degrees=30, p=0.5)  # every transform follows this protocol
         >>> images = torch.rand(4, 3, 16, 16)

@@ -60,7 +60,7 @@ class ContainerParams:
             colour pass, else ``None``; ``clamp``, ``diagonal``, ``needs_float`` as in
             :class:`~diffaug.ColourParams` (``dtype`` is always the images').
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.RandomChoice([da.RandomHorizontalFlip(p=1.0), da.RandomVerticalFlip(p=1.0)])
         >>> params = t.make_params(torch.rand(4, 3, 8, 8), generator=torch.Generator().manual_seed(0))
@@ -148,7 +148,7 @@ class ContainerTransform(RandomTransform):
     warp settings (``mode``, ``padding_mode``, ``antialias``, ``fill``) are the ones
     :class:`diffaug.Compose` would give a run of the inner transforms.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.RandomOrder([da.RandomRotation(10), da.RandomHorizontalFlip()])  # rotation: nearest
         >>> isinstance(t, da.ContainerTransform), t.mode, t.padding_mode
@@ -266,7 +266,7 @@ class RandomApply(ContainerTransform):
         TypeError: ``transforms`` not a sequence, or an item that is not a diffaug transform.
         ValueError: no transforms; ``p`` outside ``[0, 1]``; inner transforms that change the size.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.RandomApply([da.RandomRotation(30, "bilinear"), da.RandomHorizontalFlip()], p=0.5)
         >>> images = torch.rand(8, 3, 16, 16)
@@ -354,7 +354,7 @@ class RandomChoice(ContainerTransform):
         ValueError: no transforms, ``p`` of another length, negative, or summing to 0; inner
             transforms with different output sizes.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.RandomChoice([da.RandomHorizontalFlip(p=1.0), da.RandomVerticalFlip(p=1.0)], p=[3, 1])
         >>> t.p
@@ -431,7 +431,7 @@ class RandomOrder(ContainerTransform):
         TypeError: ``transforms`` not a sequence, an item that is not a diffaug transform.
         ValueError: no transforms; an inner transform that changes the size.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.RandomOrder([da.RandomRotation((90, 90), "bilinear"), da.RandomHorizontalFlip(p=1.0)])
         >>> params = t.make_params(torch.rand(4, 3, 8, 8), generator=torch.Generator().manual_seed(1))

@@ -42,7 +42,7 @@ class ErasingParams:
             the same noise), else ``None``.
         in_size: ``(H, W)`` the params were drawn for.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> params = da.RandomErasing(p=1.0).make_params(torch.rand(2, 3, 32, 32))
         >>> params.boxes.shape, params.applied, params.noise
@@ -91,7 +91,7 @@ class RandomErasing(RandomTransform):
     Shapes:
         ``(B, C, H, W) -> (B, C, H, W)``; ``(C, H, W) -> (C, H, W)``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> erase = da.RandomErasing(p=1.0, value=(0.5, 0.5, 0.5))
         >>> images = torch.rand(4, 3, 32, 32)
@@ -213,7 +213,7 @@ class MixParams:
             ``None`` for MixUp.
         in_size: ``(H, W)`` the params were drawn for.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> params = da.MixUp(num_classes=10).make_params(torch.rand(4, 3, 8, 8), generator=torch.Generator().manual_seed(0))
         >>> params.lam.shape, sorted(params.partner.tolist()), params.boxes
@@ -412,7 +412,7 @@ class MixUp(_Mixing):
     Shapes:
         images ``(B, C, H, W)`` float or uint8; labels ``(B,)`` int or ``(B, K)`` -> ``(B, K)`` float.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images, labels = torch.rand(8, 3, 16, 16), torch.randint(0, 10, (8,))
         >>> mixed, soft = da.MixUp(num_classes=10)(images, labels)
@@ -471,7 +471,7 @@ class CutMix(_Mixing):
     Shapes:
         images ``(B, C, H, W)`` float or uint8; labels ``(B,)`` int or ``(B, K)`` -> ``(B, K)`` float.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> cutmix = da.CutMix(num_classes=3)
         >>> images = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 8, 8)  # image k is constant k

@@ -27,7 +27,7 @@ class MultiCropParams:
 
     Each group's ``batch_index`` is ``(V * B,)`` and its ``matrix`` ``(V * B, 3, 3)``, views major.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> mc = da.MultiCrop({"views": (3, da.RandomResizedCrop(8))})
         >>> params = mc.make_params(torch.rand(2, 3, 16, 16))
@@ -51,7 +51,7 @@ class MultiCrop(nn.Module):
         ``(views, params)``: ``views[name]`` is ``(V, B, C, h, w)`` (``(V, C, h, w)`` for a single
         image), ``params`` a :class:`MultiCropParams` for replay with :meth:`transform`.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> mc = da.MultiCrop.dino(global_size=32, local_size=16, n_local=4)
         >>> views, params = mc(torch.rand(8, 3, 64, 64))

@@ -59,7 +59,7 @@ class PixelParams:
         noise: ``GaussianNoise`` only: the standard normal noise ``(B, C, H, W)`` (the images'
             shape), scaled by ``magnitude`` when applied; kept so that a replay adds the same noise.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> params = da.GaussianBlur(5, sigma=(1.5, 1.5)).make_params(torch.rand(2, 3, 8, 8))
         >>> params.magnitude, params.applied, params.noise
@@ -148,7 +148,7 @@ class GaussianBlur(RandomTransform):
     Raises:
         TypeError, ValueError: an even or non-positive ``kernel_size``, a non-positive or reversed ``sigma``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> blur = da.GaussianBlur(5, sigma=(0.1, 2.0))
         >>> images = torch.rand(4, 3, 16, 16)
@@ -203,7 +203,7 @@ class GaussianNoise(RandomTransform):
     Raises:
         ValueError: a negative or reversed ``sigma``. TypeError: a non-bool ``clip``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> noise = da.GaussianNoise(sigma=0.05)
         >>> images = torch.full((2, 3, 8, 8), 0.5)
@@ -263,7 +263,7 @@ class RandomPosterize(RandomTransform):
     Raises:
         TypeError: ``bits`` not an int. ValueError: ``bits`` outside ``[0, 8]``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.tensor([[[[0, 100, 255]]]], dtype=torch.uint8)
         >>> da.RandomPosterize(2, p=1.0)(images)
@@ -306,7 +306,7 @@ class RandomSolarize(RandomTransform):
         TypeError: a threshold that is not a number.
         ValueError: a threshold below 0; at call time, one beyond the images' range.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> da.RandomSolarize(0.5, p=1.0)(torch.tensor([[[[0.2, 0.5, 0.9]]]]))
         tensor([[[[0.2000, 0.5000, 0.1000]]]])
@@ -361,7 +361,7 @@ class RandomAdjustSharpness(RandomTransform):
     Raises:
         ValueError: a negative factor; at call time (TypeError) images without 1 or 3 channels.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.rand(2, 3, 8, 8)
         >>> torch.equal(da.RandomAdjustSharpness(1.0, p=1.0)(images), images)
@@ -402,7 +402,7 @@ class RandomAutocontrast(RandomTransform):
         learnable: make ``p`` trainable (when ``p < 1``).
         temperature: of the relaxed draw of a learnable ``p``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> da.RandomAutocontrast(p=1.0)(torch.tensor([[[[0.2, 0.4, 0.6]]]]))
         tensor([[[[0.0000, 0.5000, 1.0000]]]])
@@ -432,7 +432,7 @@ class RandomEqualize(RandomTransform):
         learnable: make ``p`` trainable (when ``p < 1``).
         temperature: of the relaxed draw of a learnable ``p``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = (torch.arange(512) // 8).to(torch.uint8).view(1, 1, 16, 32)
         >>> int(da.RandomEqualize(p=1.0)(images).max())

@@ -49,7 +49,7 @@ class Targets:
         keypoints: ``(B, N, 2)`` continuous pixel ``(x, y)`` (or ``(K, 2)`` with
             ``keypoint_batch_index``); ``visible`` a bool mask of the same leading shape.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> flip = da.RandomHorizontalFlip(p=1.0)
         >>> out = flip(torch.rand(1, 3, 4, 8), boxes=torch.tensor([[[0.0, 0.0, 2.0, 4.0]]]))
@@ -90,7 +90,7 @@ _KEYWORDS = frozenset(f.name for f in dataclasses.fields(Targets))
 def motion(params: object) -> Tensor | None:
     """The ``theta`` ``(B, 2, 3)`` that moves targets: a pipeline's ``matrix``, else a transform's ``theta``, else ``None``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> motion(da.RandomVerticalFlip(p=1.0).make_params(torch.rand(1, 3, 4, 4)))
         tensor([[[ 1.,  0.,  0.],
@@ -147,7 +147,7 @@ def transform_targets(params: Any, *, inverse: bool = False, batched: bool | Non
         TypeError: an unknown keyword.
         ValueError: malformed or non-finite targets; params with a ``batch_index``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> resize = da.Resize((4, 4))
         >>> params = resize.make_params(torch.rand(2, 3, 8, 8))
@@ -196,7 +196,7 @@ def call(module: nn.Module, images: Tensor, tv_targets: Sequence[Any], targets: 
     ``module`` needs ``make_params(images, **inputs)`` and ``transform(images, params)``; its
     params move targets as :func:`motion` says.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> flip = da.RandomHorizontalFlip(p=1.0)
         >>> call(flip, torch.rand(2, 3, 4, 4), (), {}, generator=None).shape
@@ -236,7 +236,7 @@ def inverse(outputs: Any, params: Any, mode: str = "bilinear") -> Any:
         away comes back as zeros; only geometry is inverted (params that move nothing give the
         outputs back as they are).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> flip = da.RandomHorizontalFlip(p=1.0)
         >>> images = torch.rand(2, 3, 8, 8)
