@@ -56,6 +56,60 @@ def integers(high: int, shape: Sequence[int], generator: torch.Generator | None,
     return torch.randint(high, tuple(shape), generator=generator, device=device)
 
 
+_GAMMA_CANDIDATES = 8  # Marsaglia-Tsang candidates per gamma draw: each is accepted with probability > 0.95
+
+
+def log_gamma(
+    alpha: float, shape: Sequence[int], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """``log X`` for ``X ~ Gamma(alpha, 1)`` of ``shape``, from uniform and normal noise only.
+
+    Marsaglia and Tsang's method with all candidates drawn at once and the first accepted one
+    taken: only ``rand``/``randn``, so the generator is honoured on every device, nothing reads a
+    value and the draw traces under ``torch.compile`` (``torch._sample_dirichlet`` has no meta
+    kernel). All 8 candidates fail with probability below ``1e-10``; the draw is then the method's
+    centre. For ``alpha < 1``: ``Gamma(alpha + 1) U^(1 / alpha)``, in log space, so that small
+    draws do not underflow.
+
+    Examples:
+        >>> draws = log_gamma(2.0, (20000,), torch.Generator().manual_seed(0), torch.device("cpu"), torch.float64).exp()
+        >>> round(float(draws.mean()), 1), round(float(draws.var()), 1)  # Gamma(2, 1): mean 2, variance 2
+        (2.0, 2.0)
+    """
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha!r}")
+    boosted = alpha + 1 if alpha < 1 else alpha
+    d = boosted - 1 / 3
+    c = 1 / math.sqrt(9 * d)
+    normal_noise = normal((*shape, _GAMMA_CANDIDATES), generator, device, dtype)
+    noise = uniform((*shape, _GAMMA_CANDIDATES + 1), generator, device, dtype)
+    accept_noise, boost_noise = noise[..., :_GAMMA_CANDIDATES], noise[..., _GAMMA_CANDIDATES]
+    v = (1 + c * normal_noise) ** 3
+    log_v = torch.log(v.clamp(min=torch.finfo(v.dtype).tiny))
+    accepted = (v > 0) & (torch.log(accept_noise) < 0.5 * normal_noise**2 + d - d * v + d * log_v)
+    first = accepted.view(torch.uint8).argmax(dim=-1, keepdim=True)
+    chosen = torch.where(accepted.any(dim=-1, keepdim=True), log_v.gather(-1, first), torch.zeros_like(log_v[..., :1]))
+    log_x = math.log(d) + chosen.squeeze(-1)
+    if alpha < 1:
+        log_x = log_x + torch.log(boost_noise.clamp(min=torch.finfo(boost_noise.dtype).tiny)) / alpha
+    return log_x
+
+
+def beta(
+    alpha: float, shape: Sequence[int], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """``Beta(alpha, alpha)`` draws of ``shape`` as ``X / (X + Y)``, ``X, Y ~ Gamma(alpha)`` (see :func:`log_gamma`)."""
+    pair = log_gamma(alpha, (*shape, 2), generator, device, dtype)
+    return torch.sigmoid(pair[..., 0] - pair[..., 1])
+
+
+def dirichlet(
+    alpha: float, shape: Sequence[int], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """Symmetric ``Dirichlet(alpha, ..., alpha)`` draws over the last dimension of ``shape`` (normalised gammas)."""
+    return torch.softmax(log_gamma(alpha, shape, generator, device, dtype), dim=-1)
+
+
 def _noise(
     draw: Callable[..., Tensor], shape: Sequence[int], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype
 ) -> Tensor:
@@ -86,8 +140,6 @@ class Range(nn.Module):
         True
     """
 
-    fixed: Tensor  # buffer (low, high) of a fixed range
-
     def __init__(
         self, bounds: tuple[float, float], domain: tuple[float, float], log: bool = False, learnable: bool = False
     ) -> None:
@@ -103,13 +155,12 @@ class Range(nn.Module):
         self.log = log
         self.learnable = learnable
         self.domain = (a, b)
+        # A fixed range is its bounds as Python numbers (readable under torch.compile without a data-dependent
+        # guard); a learnable one its raw parameters. Nothing else is stored.
+        self.fixed_values: tuple[float, float] | None = None
+        self.raw: nn.Parameter | None = None
         if not learnable:
-            self.register_buffer("fixed", torch.tensor([low, high], dtype=torch.float32), persistent=False)
-            self.raw = None
-            # The bounds as Python numbers (readable under torch.compile without a data-dependent
-            # guard) and sample()'s affine map: two or three ops per draw instead of a dozen.
-            self.fixed_values: tuple[float, float] | None = (low, high)
-            self._offset, self._span = (math.log(low), math.log(high) - math.log(low)) if log else (low, high - low)
+            self.fixed_values = (low, high)
             return
         if math.isfinite(b) and not log:
             eps = _EDGE * (b - a)
@@ -123,12 +174,12 @@ class Range(nn.Module):
             high = max(high, low + _EDGE)
             raw = [low, _softplus_inverse(high - low)]
         self.raw = nn.Parameter(torch.tensor(raw, dtype=torch.float32))
-        self.fixed_values = None
 
     def bounds(self) -> tuple[Tensor, Tensor]:
         """``(low, high)`` as 0-d tensors, differentiable in the raw parameters."""
         if self.raw is None:
-            return self.fixed[0], self.fixed[1]
+            low, high = torch.tensor(self.fixed_values).unbind()
+            return low, high
         a, b = self.domain
         r1, r2 = self.raw[0], self.raw[1]
         if self.log:
@@ -139,11 +190,10 @@ class Range(nn.Module):
             return low, low + (b - low) * torch.sigmoid(r2)
         return r1, r1 + F.softplus(r2)
 
-    @property
-    def fixed_affine(self) -> tuple[float, float] | None:
-        """``(offset, span)`` of a fixed range: ``value = offset + span * noise`` (the log of the value
-        for a log range), as Python numbers; ``None`` when learnable."""
-        return None if self.raw is not None else (self._offset, self._span)
+    def sample(self, noise: Tensor) -> Tensor:
+        """Map ``U(0, 1)`` noise (any shape) to values in the range, reparameterised; log-uniform for a log range."""
+        value = self._uniform(noise)
+        return torch.exp(value) if self.log else value
 
     def sample_log(self, noise: Tensor) -> Tensor:
         """``log(sample(noise))`` of a log range, computed in log space (no ``exp`` and ``log``).
@@ -153,21 +203,18 @@ class Range(nn.Module):
         """
         if not self.log:
             raise ValueError("sample_log needs a log range (Range(..., log=True))")
-        if self.raw is None:
-            return noise * self._span + self._offset
-        # log low = r1, log high = r1 + softplus(r2): the parameterisation is already in log space.
-        log_low, log_span = self.raw[0].to(noise), F.softplus(self.raw[1]).to(noise)
-        return log_low + log_span * noise
+        return self._uniform(noise)
 
-    def sample(self, noise: Tensor) -> Tensor:
-        """Map ``U(0, 1)`` noise (any shape) to values in the range, reparameterised."""
+    def _uniform(self, noise: Tensor) -> Tensor:
+        """The one sampler: ``start + span * noise`` over ``[low, high]``, or ``[log low, log high]`` for a log range."""
         if self.raw is None:
-            value = noise * self._span + self._offset
-            return torch.exp(value) if self.log else value
-        low, high = self.bounds()
-        low, high = low.to(noise), high.to(noise)
-        if self.log:
-            return torch.exp(torch.log(low) + (torch.log(high) - torch.log(low)) * noise)
+            low, high = self.fixed_values  # type: ignore[misc]
+            start, span = (math.log(low), math.log(high) - math.log(low)) if self.log else (low, high - low)
+            return noise * span + start
+        if self.log:  # log low = r1, log high = r1 + softplus(r2): the parameterisation is already in log space
+            start, span = self.raw[0].to(noise), F.softplus(self.raw[1]).to(noise)
+            return start + span * noise
+        low, high = (bound.to(noise) for bound in self.bounds())
         return low + (high - low) * noise
 
     def extra_repr(self) -> str:
