@@ -420,3 +420,32 @@ def test_signatures_are_torchvisions_plus_keyword_only_extras(name: str) -> None
     positional = [(p.name, p.default) for p in ours if p.kind is not p.KEYWORD_ONLY]
     assert positional == [(p.name, p.default) for p in theirs]
     assert [p.name for p in ours if p.kind is p.KEYWORD_ONLY] == COLOUR_EXTRAS[name]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: da.ColorJitter(0.4, 0.4, 0.4, 0.1),
+        lambda: da.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+        lambda: da.ColorJitter(0.4, 0.4, 0.4),
+        lambda: da.RandomPhotometricDistort(p=0.7),
+    ],
+)
+def test_exact_pass_recycling_its_intermediates_changes_nothing(make) -> None:
+    """Without gradients the exact pass writes each step into a spent intermediate (``out=``); with
+    them it allocates. Both give the same values, bit for bit, and the input is left alone."""
+    transform = make()
+    images = torch.rand(6, 3, 16, 16)
+    before = images.clone()
+    params = transform.make_params(images, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        recycled = transform.transform(images, params)
+    allocated = transform.transform(images.clone().requires_grad_(), params)
+    assert torch.equal(recycled, allocated.detach()) and torch.equal(images, before)
+
+
+def test_out_needs_float_images() -> None:
+    with pytest.raises(ValueError, match="out="):
+        daf.adjust_hue(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), torch.zeros(1), out=torch.empty(1, 3, 2, 2))
+    with pytest.raises(ValueError, match="out="):
+        daf.apply_colour(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), daf.colour_identity(1, 3), out=torch.empty(1, 3, 2, 2))

@@ -262,16 +262,57 @@ def _compacted_order(order: Tensor, present: Sequence[int]) -> Tensor:
     return present_t[ranks]
 
 
-def _affine_step(images: Tensor, matrix: Tensor, channels: int, uses_mean: bool) -> Tensor:
+def _affine_step(images: Tensor, matrix: Tensor, channels: int, uses_mean: bool, out: Tensor | None = None) -> Tensor:
     """One torchvision adjustment: the matrix, then the clamp (and uint8 truncation) torchvision applies after it."""
-    return daf.apply_colour(images, matrix if uses_mean else _plain_form(matrix, channels), clamp=True)
+    return daf.apply_colour(images, matrix if uses_mean else _plain_form(matrix, channels), clamp=True, out=out)
 
 
-def _hue_step(images: Tensor, hue: Tensor, skips: bool) -> Tensor:
+def _hue_step(images: Tensor, hue: Tensor, skips: bool, out: Tensor | None = None) -> Tensor:
     """HSV hue shift; with ``skips`` (some samples may not be applied), samples with a zero shift keep
     their pixels exactly (no HSV round trip)."""
-    shifted = daf.adjust_hue(images, hue)
-    return torch.where((hue == 0)[:, None, None, None], images, shifted) if skips else shifted
+    shifted = daf.adjust_hue(images, hue, out=out)
+    if not skips or shifted is images:
+        return shifted
+    keep = (hue == 0)[:, None, None, None]
+    if not shifted.is_floating_point():
+        return torch.where(keep, images, shifted)
+    # lerp with a 0 / 1 weight returns one side exactly; in place on the new tensor (addcmul's
+    # backward does not read its output), where torch.where would allocate a batch more.
+    return shifted.lerp_(images, keep.to(shifted.dtype))
+
+
+class _Chain:
+    """The exact jitter's sequence of full-size passes, each step reading the output of the one before.
+
+    With ``recycle`` (eager, float32 or float64 contiguous images, no gradient wanted), a step writes
+    into the memory of the output before last, spent by then: two batches serve the whole sequence.
+    On a CPU that halves the time: a fresh batch-sized allocation is returned to the system when
+    freed, and touching it again page by page costs about as much as the pass that fills it.
+    """
+
+    def __init__(self, images: Tensor, recycle: bool) -> None:
+        self.images, self.out, self.recycle = images, images, recycle
+        self.spare: Tensor | None = None
+
+    def affine(self, matrix: Tensor, channels: int, uses_mean: bool) -> None:
+        self._push(_affine_step(self.out, matrix, channels, uses_mean, out=self.spare))
+
+    def hue(self, hue: Tensor, skips: bool) -> None:
+        self._push(_hue_step(self.out, hue, skips, out=self.spare))
+
+    def _push(self, new: Tensor) -> None:
+        spent = self.out
+        self.spare = spent if self.recycle and spent is not self.images else None
+        self.out = new
+
+
+def _recycles(images: Tensor, tensors: Sequence[Tensor | None]) -> bool:
+    """Whether :class:`_Chain` may write into spent intermediates: ``out=`` takes no gradient, and a
+    compiled graph plans its own memory."""
+    if torch.compiler.is_compiling() or images.dtype not in (torch.float32, torch.float64) or not images.is_contiguous():
+        return False
+    wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (images, *tensors))
+    return not wants_grad
 
 
 class ColorJitter(ColourTransform):
@@ -376,25 +417,24 @@ class ColorJitter(ColourTransform):
         sequence = _compacted_order(params.order, present)  # (B, n)
         count = len(present)
         hue = params.hue
+        chain = _Chain(images, _recycles(images, [params.applied, *factors]))
         if hue is None:
-            out = images
             for position in range(count):
-                out = _affine_step(out, _pick(matrices, sequence[:, position], identity), channels, uses_mean)
-            return out
+                chain.affine(_pick(matrices, sequence[:, position], identity), channels, uses_mean)
+            return chain.out
         # Hue is not affine: run it once, between each sample's ops before and after it. The
         # affine ops before it take positions 0 .. count-2 (identity where a sample has fewer).
         hue_at = (sequence == _HUE).to(torch.long).argmax(dim=1)  # (B,)
-        out = images
         for position in range(count - 1):
             op = torch.where(position < hue_at, sequence[:, position], -1)
-            out = _affine_step(out, _pick(matrices, op, identity), channels, uses_mean)
-        out = _hue_step(out, hue, skips=not self.always)
+            chain.affine(_pick(matrices, op, identity), channels, uses_mean)
+        chain.hue(hue, skips=not self.always)
         for step in range(count - 1):
             after = hue_at + 1 + step  # (B,) the position of this sample's next op
             op = sequence.gather(1, after.clamp(max=count - 1).unsqueeze(1)).squeeze(1)
             op = torch.where(after < count, op, -1)
-            out = _affine_step(out, _pick(matrices, op, identity), channels, uses_mean)
-        return out
+            chain.affine(_pick(matrices, op, identity), channels, uses_mean)
+        return chain.out
 
 
 class RandomPhotometricDistort(ColourTransform):
@@ -501,14 +541,15 @@ class RandomPhotometricDistort(ColourTransform):
         assert isinstance(params, JitterParams)
         channels = images.shape[-3]
         uses_mean = params.contrast is not None
-        out = images
+        factors = [params.applied, params.op_applied, params.brightness, params.contrast, params.saturation, params.hue]
+        chain = _Chain(images, _recycles(images, factors))
         for index, matrix in enumerate(self._sequence(params, channels, fused_hue=False)):
             if index == _HUE and params.hue is not None:
-                out = _hue_step(out, params.hue, skips=True)
+                chain.hue(params.hue, skips=True)
             elif matrix is not None:
-                out = _affine_step(out, matrix, channels, uses_mean)
+                chain.affine(matrix, channels, uses_mean)
         # A permutation moves values: exact, and it needs no clamp.
-        return daf.apply_colour(out, self._permutation(params, channels))
+        return daf.apply_colour(chain.out, self._permutation(params, channels), out=chain.spare)
 
 
 def _pair(value: object, name: str) -> tuple[float, float]:
