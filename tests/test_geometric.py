@@ -208,6 +208,31 @@ def test_affine_matrix_gradcheck():
     assert torch.autograd.gradcheck(fn, args)
 
 
+@pytest.mark.parametrize("out_size", [None, (11, 7)])
+def test_affine_matrix_is_the_product_of_the_pixel_space_helpers(out_size):
+    # affine_matrix is a closed form; this is the product its docstring says it equals.
+    g = torch.Generator().manual_seed(0)
+    n, size, rad = 64, (6, 9), math.pi / 180.0
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=g, dtype=torch.float64)
+
+    angle, translate, scale = draw(n) * 360 - 180, (draw(n, 2) - 0.5) * 8, draw(n) * 1.5 + 0.3
+    shear, center = (draw(n, 2) - 0.5) * 80, draw(n, 2) * 9
+    (cx, cy), (tx, ty), (sx, sy), zero = center.unbind(-1), translate.unbind(-1), (shear * rad).unbind(-1), torch.zeros(n)
+    content = (
+        da.functional.translate_matrix(cx + tx, cy + ty)
+        @ da.functional.rotate_matrix(-angle * rad)
+        @ da.functional.scale_matrix(scale, scale)
+        @ da.functional.shear_matrix(zero.double(), -sy)
+        @ da.functional.shear_matrix(-sx, zero.double())
+        @ da.functional.translate_matrix(-cx, -cy)
+    )
+    product = da.functional.normalized_from_pixel_matrix(da.functional.invert(content), size, out_size or size)
+    closed = affine_matrix(angle, translate, scale, shear, center, size, out_size)
+    torch.testing.assert_close(closed, product, rtol=0, atol=1e-12)
+
+
 def test_relaxed_flip_blends_the_matrix():
     flip = da.RandomHorizontalFlip(p=0.5, learnable=True, temperature=0.5)
     flip.train()

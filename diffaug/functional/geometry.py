@@ -33,15 +33,17 @@ theta
 Square matrices
     Geometric transforms compose as ``(..., 3, 3)`` matrices in the same direction (output to
     input), multiplied right to left in the order the transforms are applied:
-    ``M_total = M_first @ M_second @ ... @ M_last``. :func:`pixel_to_normalized` /
-    :func:`normalized_to_pixel` convert a pixel-space matrix (built where angles and shears
-    are defined, since normalised coordinates stretch non-square images) into this space.
+    ``M_total = M_first @ M_second @ ... @ M_last``. :func:`normalized_from_pixel_matrix` converts
+    a pixel-space matrix (built where angles and shears are defined, since normalised
+    coordinates stretch non-square images) into this space, :func:`pixel_matrix_from_normalized`
+    back.
 
 Nothing in diffaug uses ``align_corners=True``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -57,6 +59,7 @@ __all__ = [
     "to_square",
     "to_theta",
     "compose_theta",
+    "pipeline_theta",
     "identity",
     "normalized_from_pixel_matrix",
     "pixel_matrix_from_normalized",
@@ -118,26 +121,12 @@ def boxes_to_theta(boxes: Tensor, size: Sequence[int]) -> Tensor:
                 [0., 1., 0.]])
     """
     height, width = size
-    # theta is affine in the box: row r is x1 * [-1, 0, 1] / S + x2 * [1, 0, 1] / S + [0, 0, -1] (the
-    # diagonal entry moving to column r), S the side. Two addcdiv over (..., 2, 1) columns of the box: four
-    # ATen ops per call (this runs on every crop). Dividing by the side rounds like the written formula and
-    # keeps the whole canvas exactly the identity; the zeros divide by inf.
-    over_first, over_last, shift = _constants.memo(
-        ("boxes_to_theta", height, width), boxes, lambda: _box_theta_terms(size, boxes)
-    )
-    first, last = boxes.view(*boxes.shape[:-1], 2, 2, 1).unbind(-3)  # (x1, y1), (x2, y2) as (..., 2, 1)
-    return torch.addcdiv(torch.addcdiv(shift, first, over_first), last, over_last)
-
-
-def _box_theta_terms(size: Sequence[int], like: Tensor) -> tuple[Tensor, ...]:
-    height, width = size
-    inf = float("inf")
-    terms = (
-        ((-width, inf, width), (inf, -height, height)),
-        ((width, inf, width), (inf, height, height)),
-        ((0.0, 0.0, -1.0), (0.0, 0.0, -1.0)),
-    )
-    return like.new_tensor(terms).unbind(0)
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    # The formula above with u = 2 x / W - 1: (u2 - u1) / 2 = (x2 - x1) / W and (u2 + u1) / 2 = (x1 + x2) / W - 1.
+    scale_x, shift_x = (x2 - x1) / width, (x1 + x2) / width - 1.0
+    scale_y, shift_y = (y2 - y1) / height, (y1 + y2) / height - 1.0
+    zero = torch.zeros_like(scale_x)
+    return torch.stack([scale_x, zero, shift_x, zero, scale_y, shift_y], dim=-1).unflatten(-1, (2, 3))
 
 
 def theta_to_boxes(theta: Tensor, size: Sequence[int]) -> Tensor:
@@ -190,6 +179,24 @@ def compose_theta(first: Tensor, second: Tensor) -> Tensor:
     b_x, b_y = second.unsqueeze(-2).unbind(-3)  # rows of the second, each (..., 1, 3)
     shift = a_shift * _constants.memo("shift_column", first, lambda: first.new_tensor([0.0, 0.0, 1.0]))
     return torch.addcmul(torch.addcmul(shift, a_x, b_x), a_y, b_y)
+
+
+def pipeline_theta(thetas: Sequence[Tensor]) -> Tensor:
+    """The ``theta`` of steps applied in order: :func:`compose_theta` folded left to right (``M_first @ ... @ M_last``).
+
+    Raises:
+        ValueError: no ``thetas``.
+
+    Example:
+        >>> import torch
+        >>> crop = boxes_to_theta(torch.tensor([[2.0, 0.0, 6.0, 4.0]]), (4, 8))
+        >>> flip = to_theta(flip_matrix(torch.ones(1), torch.zeros(1)))
+        >>> torch.equal(pipeline_theta([crop, flip, crop]), compose_theta(compose_theta(crop, flip), crop))
+        True
+    """
+    if len(thetas) == 0:
+        raise ValueError("pipeline_theta needs at least one theta")
+    return functools.reduce(compose_theta, thetas)
 
 
 def to_theta(matrix: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -17,7 +17,7 @@ from torch import Tensor
 from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.distributions import Range
-from diffaug.functional import _checks, _constants
+from diffaug.functional import _checks
 from diffaug.transforms import targets as target_layer
 from diffaug.transforms.base import GeometricTransform, Params, batch_shape, output_size, param_dtype
 
@@ -41,11 +41,23 @@ class CropParams(Params):
     boxes: Tensor = dataclasses.field(default_factory=lambda: torch.empty(0, 4))
 
 
-def _crop_params(
-    boxes: Tensor, size: tuple[int, int], in_size: tuple[int, int], applied: Tensor, batch_index: Tensor | None = None
+def box_params(
+    boxes: Tensor,
+    size: tuple[int, int],
+    in_size: tuple[int, int],
+    applied: Tensor | None = None,
+    batch_index: Tensor | None = None,
 ) -> CropParams:
+    """The parameters of crops of ``boxes`` ``(B, 4)`` resized to ``size``: their ``theta``; every box applied by default."""
+    if applied is None:
+        applied = torch.ones(boxes.shape[0], device=boxes.device, dtype=boxes.dtype)
     theta = daf.boxes_to_theta(boxes, in_size)
     return CropParams(theta=theta, size=size, in_size=in_size, applied=applied, batch_index=batch_index, boxes=boxes)
+
+
+def shrink_inside(in_size: tuple[int, int], out_size: tuple[int, int]) -> float:
+    """``max_shrink`` of a transform whose outputs show parts of the image resized (never more than the image)."""
+    return max(in_size[0] / out_size[0], in_size[1] / out_size[1])
 
 
 def _whole_image(batch: int, height: int, width: int, like: Tensor) -> Tensor:
@@ -119,94 +131,48 @@ class RandomResizedCrop(GeometricTransform):
         self.ratio = Range(tuple(ratio), domain=(0.0, math.inf), log=True, learnable=learnable)  # type: ignore[arg-type]
 
     def max_shrink(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> float:
-        # Every crop (and the whole image, for samples not cropped) lies inside the image.
-        return max(in_size[0] / out_size[0], in_size[1] / out_size[1])
+        return shrink_inside(in_size, out_size)  # every crop, and the whole image where not applied, lies inside it
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> CropParams:
         batch, height, width = batch_shape(images)
         device, dtype = images.device, param_dtype(images)
         noise = distributions.uniform((batch, _TRIES + 1, 2), generator, device, dtype)
-        position = noise[:, _TRIES]
-        # Every try at once as (B, tries, 2) sizes (w, h) = (sqrt(area r), area / w). This runs on every call
-        # and small batches cost per ATen op, so it is written in few ops, with constants kept across calls
-        # (see diffaug.functional._constants).
-        law = self._fixed_law(height, width, noise)
-        if law is not None:
-            offset, span, canvas, pair, centred, fallback = law
-            # (area, log ratio) of every row by one addcmul; the position row gets the largest finite area,
-            # so it never fits and needs no slicing off.
-            values = torch.addcmul(offset, noise, span)
-            target_area, log_ratio = values[..., :1], values[..., 1:]
-        else:
-            tries = noise[:, :_TRIES]
-            target_area = self.scale.sample(tries[..., :1]) * float(height * width)
-            ratio_noise = tries[..., 1:]
-            log_ratio = self.ratio.sample_log(ratio_noise) if self.ratio.log else torch.log(self.ratio.sample(ratio_noise))
-            canvas = _constants.values((float(width), float(height)), noise)
-            pair = _constants.memo("pair", noise, lambda: torch.tensor([0, 1], device=device))
-            centred = _constants.values(0.5, noise)
-            fallback = self._fallback(height, width, noise)
-        # On (B, tries, 1) columns: exp reads a strided view and sqrt gets under ~100 values for small
-        # batches, so neither takes MKL's threaded path (an OpenMP fork/join per call: about 8 us with two
-        # threads, milliseconds when the CPU is busy; see the benchmark notes).
-        crop_w = torch.sqrt(target_area * torch.exp(log_ratio))
-        sizes = torch.cat([crop_w, target_area / crop_w], dim=-1)
-        fits = (sizes <= canvas).all(dim=-1)
-        # The first try that fits (argmax returns the first maximum; no data-dependent control flow). Not
-        # max(dim=1), which would give both in one op but always forks an OpenMP region on CPU.
+        tries, position = noise[:, :_TRIES], noise[:, _TRIES]
+        # Every try at once, (B, tries) each: the area uniform in scale, the ratio w / h log-uniform in ratio.
+        area = self.scale.sample(tries[..., 0]) * float(height * width)
+        crop_w = torch.sqrt(area * self.ratio.sample(tries[..., 1]))
+        crop_h = area / crop_w
+        fits = (crop_w <= width) & (crop_h <= height)
+        # The first try that fits (argmax returns the first maximum, and takes no bool), else the fallback.
         found = fits.any(dim=1, keepdim=True)
-        first = fits.view(torch.uint8).argmax(dim=1, keepdim=True)  # argmax takes no bool; a view, not a copy
-        chosen = sizes.flatten(1).gather(1, torch.add(pair, first, alpha=2))  # (w, h) of try i sit at 2 i, 2 i + 1
-        crop = torch.where(found, chosen, fallback)
+        first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)
+        fallback_w, fallback_h = self._fallback(height, width, area)
+        crop_w = torch.where(found, crop_w.gather(1, first), fallback_w)
+        crop_h = torch.where(found, crop_h.gather(1, first), fallback_h)
         # Uniform over the places an accepted crop fits; torchvision centres the fallback.
-        corner = torch.where(found, position, centred) * (canvas - crop)
-        boxes = torch.cat([corner, corner + crop], dim=-1)
+        corner = torch.where(found, position, 0.5)
+        left, top = corner[:, :1] * (width - crop_w), corner[:, 1:] * (height - crop_h)
+        boxes = torch.cat([left, top, left + crop_w, top + crop_h], dim=-1)
 
         applied = self.draw_applied(batch, generator, device, dtype)
         if not self.always:
             whole = _whole_image(batch, height, width, boxes)
             boxes = whole + applied.unsqueeze(-1) * (boxes - whole)
-        return _crop_params(boxes, self.size, (height, width), applied)
+        return box_params(boxes, self.size, (height, width), applied)
 
-    def _fixed_law(self, height: int, width: int, like: Tensor) -> tuple[Tensor, ...] | None:
-        """The constants of the law with fixed ranges (uniform area, log-uniform ratio), kept per canvas; else ``None``."""
-        # The ranges from the module dict: nn.Module's attribute fallback costs about 1 us per access.
-        scale, ratio = cast(Range, self._modules["scale"]), cast(Range, self._modules["ratio"])
-        if scale.fixed_values is None or ratio.fixed_values is None or scale.log or not ratio.log:
-            return None
-        key = ("RandomResizedCrop", height, width, scale.fixed_values, ratio.fixed_values)
-        return _constants.memo(key, like, lambda: self._law_terms(height, width, like))
-
-    def _law_terms(self, height: int, width: int, like: Tensor) -> tuple[Tensor, ...]:
-        area = float(height * width)
-        (scale_offset, scale_span), (ratio_offset, ratio_span) = self.scale.fixed_affine, self.ratio.fixed_affine  # type: ignore[misc]
-        never = torch.finfo(like.dtype).max  # the position row's area: w = h = sqrt(max), no inf or nan
-        offset = like.new_tensor([[scale_offset * area, ratio_offset]] * _TRIES + [[never, 0.0]])
-        span = like.new_tensor([[scale_span * area, ratio_span]] * _TRIES + [[0.0, 0.0]])
-        return (
-            offset,
-            span,
-            like.new_tensor([float(width), float(height)]),
-            torch.tensor([0, 1], device=like.device),
-            like.new_tensor(0.5),
-            self._fallback(height, width, like),
-        )
-
-    def _fallback(self, height: int, width: int, like: Tensor) -> Tensor:
-        """torchvision's centred fallback, continuous: the largest crop of an allowed ratio, ``(2,)`` as (w, h)."""
+    def _fallback(self, height: int, width: int, like: Tensor) -> tuple[Tensor | float, Tensor | float]:
+        """torchvision's centred fallback, continuous: the largest crop of an allowed ratio, as (w, h)."""
         in_ratio = width / height
         if self.ratio.fixed_values is not None:
             ratio_low, ratio_high = self.ratio.fixed_values
             fixed_w = height * ratio_high if in_ratio > ratio_high else float(width)
             fixed_h = width / ratio_low if in_ratio < ratio_low else float(height)
-            return like.new_tensor([fixed_w, fixed_h])
-        low, high = self.ratio.bounds()
-        low, high = low.to(like), high.to(like)
-        full_w = like.new_tensor(float(width))
-        full_h = like.new_tensor(float(height))
-        fallback_w = torch.where(in_ratio > high, full_h * high, full_w)
-        fallback_h = torch.where(in_ratio < low, full_w / low, full_h)
-        return torch.stack([fallback_w, fallback_h])
+            return fixed_w, fixed_h
+        low, high = (bound.to(like) for bound in self.ratio.bounds())
+        # full_like(low, width) / low, not width / low: Python computes that as width * (1 / low), another rounding.
+        fallback_w = torch.where(high < in_ratio, height * high, width)
+        fallback_h = torch.where(low > in_ratio, torch.full_like(low, width) / low, height)
+        return fallback_w, fallback_h
 
 
 class ZoomCrop(GeometricTransform):
@@ -308,7 +274,7 @@ class ZoomCrop(GeometricTransform):
         applied = self.draw_applied(batch, generator, device, dtype)
         whole = _whole_image(batch, height, width, boxes)
         boxes = whole + applied.unsqueeze(-1) * (boxes - whole)
-        return _crop_params(boxes, self.size, (height, width), applied)
+        return box_params(boxes, self.size, (height, width), applied)
 
     @staticmethod
     def _given(value: object, shape: tuple[int, ...], name: str, images: Tensor) -> Tensor:
@@ -389,8 +355,7 @@ class BoxCrop(GeometricTransform):
             if images.ndim == 3:
                 boxes = boxes.unsqueeze(0)
         boxes = boxes.to(param_dtype(images))
-        applied = torch.ones(boxes.shape[0], device=images.device, dtype=boxes.dtype)
-        return _crop_params(boxes, self.size, (height, width), applied, batch_index)
+        return box_params(boxes, self.size, (height, width), batch_index=batch_index)
 
     def forward(  # type: ignore[override]
         self, images: Tensor, boxes: Tensor, *tv_targets: Any, batch_index: Tensor | None = None, **targets: Any
