@@ -1,7 +1,7 @@
 """Chain geometric transforms into one matrix per sample and resample once.
 
 Each transform's ``make_params`` is drawn for the canvas it would see (the crop's output size
-after a crop), its ``theta`` promoted to 3x3 and multiplied in the order the transforms apply
+after a crop), their thetas composed in the order the transforms apply
 (``M = M_first @ ... @ M_last``, the convention of :mod:`diffaug.functional.geometry`), and the
 images are warped once: no blur from repeated bilinear resampling, one kernel call.
 """
@@ -15,14 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from diffaug import functional as daf
-from diffaug.transforms.base import GeometricTransform
+from diffaug.functional.geometry import pipeline_theta
+from diffaug.transforms.base import GeometricTransform, param_dtype, stand_in
 
 __all__ = ["fused_matrix", "check_gradient_path"]
-
-
-def _canvas(images: Tensor, height: int, width: int) -> Tensor:
-    """A zero-memory stand-in of shape ``(B, C, height, width)``: ``make_params`` reads only the shape."""
-    return images.new_zeros(()).expand(images.shape[0], images.shape[1], height, width)
 
 
 def fused_matrix(
@@ -46,14 +42,13 @@ def fused_matrix(
         (torch.Size([2, 3, 3]), (4, 4))
     """
     batch, _, height, width = images.shape
-    dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
-    matrix = daf.identity(batch, images.device, dtype)
     size = (height, width)
+    thetas = [daf.to_theta(daf.identity(batch, images.device, param_dtype(images)))]
     for transform in transforms:
-        params = transform.make_params(_canvas(images, *size), generator=generator)
-        matrix = matrix @ daf.to_square(params.theta)
-        size = tuple(params.size)  # type: ignore[assignment]
-    return matrix, size
+        params = transform.make_params(stand_in(images, batch, size), generator=generator)
+        thetas.append(params.theta)
+        size = (int(params.size[0]), int(params.size[1]))
+    return daf.to_square(pipeline_theta(thetas)), size
 
 
 def check_gradient_path(module: nn.Module) -> None:

@@ -30,8 +30,9 @@ from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.distributions import Range
 from diffaug.functional import _checks
-from diffaug.search._fuse import _canvas, check_gradient_path
-from diffaug.transforms.base import GeometricTransform, Params, batch_shape, param_dtype
+from diffaug.functional.geometry import pipeline_theta
+from diffaug.search._fuse import check_gradient_path
+from diffaug.transforms.base import GeometricTransform, Params, batch_shape, param_dtype, stand_in
 
 __all__ = ["Policy", "Stage", "default_ops", "freeze"]
 
@@ -219,18 +220,13 @@ class Policy(GeometricTransform):
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Params:
         batch, height, width = batch_shape(images)
         dtype = param_dtype(images)
-        canvas = _canvas(images if images.ndim == 4 else images.unsqueeze(0), height, width)
-        matrices = []
-        for stages in self.stages():
-            matrix = daf.identity(batch, images.device, dtype)
-            for stage in stages:
-                matrix = matrix @ stage.matrix(canvas, generator)
-            matrices.append(matrix)
-        # Each sample follows one sub-policy, chosen uniformly: a one-hot selection of matrices.
+        canvas = stand_in(images, batch, (height, width))
+        thetas = [pipeline_theta([daf.to_theta(stage.matrix(canvas, generator)) for stage in stages]) for stages in self.stages()]
+        # Each sample follows one sub-policy, chosen uniformly: a one-hot selection of thetas.
         pick = distributions.integers(len(self.subpolicies), (batch,), generator, images.device)
         # A comparison, not F.one_hot: one_hot reads the indices to check their range (a host read).
         chosen = (pick.unsqueeze(-1) == torch.arange(len(self.subpolicies), device=pick.device)).to(dtype)
-        theta = daf.to_theta(torch.einsum("bk,kbij->bij", chosen, torch.stack(matrices)))
+        theta = torch.einsum("bk,kbij->bij", chosen, torch.stack(thetas))
         applied = torch.ones(batch, device=images.device, dtype=dtype)
         return Params(theta=theta, size=self.size or (height, width), in_size=(height, width), applied=applied)
 

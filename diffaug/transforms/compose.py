@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from diffaug import functional as daf
 from diffaug.functional import _checks
+from diffaug.functional.geometry import pipeline_theta
 from diffaug.transforms import targets as target_layer
 from diffaug.transforms.base import interpolation_name, padding_name, param_dtype, stand_in
 
@@ -251,7 +252,7 @@ class Compose(nn.Sequential):
         plain_batch = type(images) is Tensor and images.ndim == 4 and count == images.shape[0]
         if crop_boxes is not None and images.ndim == 3 and isinstance(crop_boxes, Tensor) and crop_boxes.ndim == 1:
             crop_boxes = crop_boxes.unsqueeze(0)  # steps draw for a batch of one
-        product: Tensor | None = None  # the geometric steps' matrices multiplied so far, as a (count, 2, 3) theta
+        thetas: list[Tensor] = []  # the geometric steps' thetas, (count, 2, 3) each
         steps: list[Any] = []
         boxes_used = False
         for index, step in enumerate(self):
@@ -276,16 +277,17 @@ class Compose(nn.Sequential):
                     raise ValueError(
                         f"step {index} ({type(step).__name__}) gathers images with a batch_index; it cannot run inside Compose"
                     )
-                product = params.theta if product is None else daf.compose_theta(product, params.theta)
+                thetas.append(params.theta)
                 size = (int(params.size[0]), int(params.size[1]))
             steps.append(params)
         if crop_boxes is not None and not boxes_used:
             raise ValueError("crop_boxes were given but no step crops given boxes (a step whose make_params takes boxes)")
-        if product is None:
+        if thetas:
+            product = pipeline_theta(thetas)
+            matrix = daf.to_square(product)
+        else:
             matrix = daf.identity(count, images.device, param_dtype(images))
             product = daf.to_theta(matrix)
-        else:
-            matrix = daf.to_square(product)
         theta = product if all(is_geometric(p) for p in steps) else None
         return ComposeParams(steps, in_size, size, matrix, theta, images.ndim == 4, batch_index)
 
@@ -307,9 +309,7 @@ class Compose(nn.Sequential):
         return mode, padding, antialias and mode != "nearest", fill
 
     def _warp_run(self, images: Tensor, run: list[tuple[nn.Module, Any]], batch_index: Tensor | None) -> Tensor:
-        theta = run[0][1].theta
-        for _, params in run[1:]:
-            theta = daf.compose_theta(theta, params.theta)
+        theta = pipeline_theta([params.theta for _, params in run])
         mode, padding, antialias, fill = self._run_settings([module for module, _ in run])
         size = tuple(run[-1][1].size)
         _checks.check_finite(theta, "theta of a fused run")
