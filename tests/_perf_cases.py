@@ -163,6 +163,11 @@ def cases() -> list[Case]:
         Case("RandomEqualize", lambda: da.RandomEqualize()),
         Case("RandomErasing", lambda: da.RandomErasing(p=0.5, value=(0.1, 0.2, 0.3))),
         Case("RandomErasing-learnable", lambda: da.RandomErasing(value="random", learnable=True), learnable=True),
+        # Policies: the masked form (grouped=False) is the one that runs on the device and compiles.
+        Case("TrivialAugmentWide", lambda: da.TrivialAugmentWide(grouped=False)),
+        Case("RandAugment", lambda: da.RandAugment(grouped=False)),
+        Case("AutoAugment", lambda: da.AutoAugment(grouped=False)),
+        Case("AugMix", lambda: da.AugMix(grouped=False)),
         _MixCase("MixUp", lambda: da.MixUp(num_classes=3, p=0.7)),
         _MixCase("CutMix", lambda: da.CutMix(num_classes=3)),
         _MixCase("CutMix-learnable", lambda: da.CutMix(num_classes=3, p=0.5, learnable=True), learnable=True),

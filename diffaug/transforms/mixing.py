@@ -257,7 +257,7 @@ class _Mixing(RandomTransform):
         if images.ndim != 4:
             raise ValueError(f"images must be a batch (B, C, H, W) to mix, got {tuple(images.shape)}")
         batch, device, dtype = images.shape[0], images.device, param_dtype(images)
-        lam = _beta(self.alpha, batch, generator, device, dtype)
+        lam = distributions.beta(self.alpha, (batch,), generator, device, dtype)
         # Partners: a random cycle through the batch (the batch in a random order, each sample mixed with
         # the next), so no sample is its own partner (B > 1) and each lends its image exactly once.
         order = distributions.uniform((batch,), generator, device, dtype).argsort()
@@ -345,35 +345,6 @@ class _Mixing(RandomTransform):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, num_classes={self.num_classes}"
-
-
-_CANDIDATES = 8  # Marsaglia-Tsang candidates per gamma draw: each is accepted with probability > 0.95
-
-
-def _beta(alpha: float, batch: int, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """``(B,)`` draws of Beta(alpha, alpha) as ``X / (X + Y)`` with ``X, Y ~ Gamma(alpha)``, from uniform and normal noise.
-
-    Gamma by Marsaglia and Tsang's method with all candidates drawn at once and the first accepted
-    one taken (as the erasing tries): only ``rand``/``randn``, so the generator is honoured on every
-    device and nothing reads a value. All 8 candidates fail with probability below ``1e-10``;
-    the draw is then the method's centre ``d``. For ``alpha < 1``: ``Gamma(alpha + 1) U^(1 / alpha)``,
-    in log space, so that small draws do not underflow to ``0 / 0``.
-    """
-    shape = alpha + 1 if alpha < 1 else alpha
-    d = shape - 1 / 3
-    c = 1 / math.sqrt(9 * d)
-    normal = distributions.normal((batch, 2, _CANDIDATES), generator, device, dtype)
-    noise = distributions.uniform((batch, 2, _CANDIDATES + 1), generator, device, dtype)
-    accept_noise, boost_noise = noise[..., :_CANDIDATES], noise[..., _CANDIDATES]
-    v = (1 + c * normal) ** 3
-    log_v = torch.log(v.clamp(min=torch.finfo(dtype).tiny))
-    accepted = (v > 0) & (torch.log(accept_noise) < 0.5 * normal**2 + d - d * v + d * log_v)
-    first = accepted.view(torch.uint8).argmax(dim=-1, keepdim=True)
-    chosen = torch.where(accepted.any(dim=-1, keepdim=True), log_v.gather(-1, first), torch.zeros_like(first, dtype=dtype))
-    log_gamma = math.log(d) + chosen.squeeze(-1)  # (B, 2): log X, log Y
-    if alpha < 1:
-        log_gamma = log_gamma + torch.log(boost_noise.clamp(min=torch.finfo(dtype).tiny)) / alpha
-    return torch.sigmoid(log_gamma[:, 0] - log_gamma[:, 1])
 
 
 def _refuse_spatial_targets(sample: Sequence[Any], name: str) -> None:

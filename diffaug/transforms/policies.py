@@ -39,6 +39,7 @@ identity), as :mod:`diffaug.transforms.pixel` does.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import enum
 import math
@@ -305,8 +306,7 @@ class _Draws:
         return distributions.uniform(shape, self.generator, self.device, torch.float64)
 
     def dirichlet(self, alpha: float, count: int) -> Tensor:
-        concentration = torch.full((self.batch, count), alpha, dtype=torch.float64, device=self.device)
-        return torch._sample_dirichlet(concentration, generator=self.generator)
+        return distributions.dirichlet(alpha, (self.batch, count), self.generator, self.device, torch.float64)
 
 
 class PolicyTransform(RandomTransform):
@@ -348,9 +348,9 @@ class PolicyTransform(RandomTransform):
         self._uses_colour = bool(used & {_ID[name] for name in ("Brightness", "Color", "Contrast", "AutoContrast", "Invert")})
 
     # ------------------------------------------------------------------ draws
+    @abc.abstractmethod
     def draw(self, draws: _Draws, height: int, width: int) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(op, magnitude, weights)``: op ids ``(B, S)``, signed magnitudes ``(B, S)``, AugMix's weights or ``None``."""
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> PolicyParams:
         """Each sample's operations and magnitudes (and AugMix's weights); reads only the images' shape, dtype, device."""
