@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from torch import Tensor
 import diffaug as da
 from diffaug.cli import main
 from diffaug.search import QuantileMatcher, SearchConfig, features, search, texture_bank
-from diffaug.search.search import _anderson_darling, _plateau_choice
+from diffaug.search.search import _anderson_darling, _plateau_choice, colour_bank, colour_features
 
 FAST = {"steps": 80, "batch": 128, "targets": 1024, "size": 32, "source_size": 32}
 
@@ -30,6 +31,33 @@ def test_features_reveal_crop_area_and_rotation() -> None:
     plus = features(da.RandomRotation((20.0, 20.0))(images))
     minus = features(da.RandomRotation((-20.0, -20.0))(images))
     assert float(plus[:, 1, 4].mean()) * float(minus[:, 1, 4].mean()) < 0
+
+
+def _colour_sources(count: int = 64) -> Tensor:
+    texture = texture_bank(4, 48, generator=torch.Generator().manual_seed(0))
+    return colour_bank(texture, torch.Generator().manual_seed(1))[torch.arange(count) % 4]
+
+
+def test_colour_features_read_each_factor_where_the_crop_features_cannot() -> None:
+    images = _colour_sources()
+    jitter = da.ColorJitter(brightness=(1.6, 1.6), contrast=(0.7, 0.7), saturation=(1.9, 1.9))
+    out = jitter(images)
+    shift = (colour_features(out) - colour_features(images)).mean(0)
+    b, c, k = math.log(1.6), math.log(0.7), math.log(1.9)
+    torch.testing.assert_close(shift, torch.tensor([b, c, k, c + k]), atol=1e-3, rtol=0)  # float32 rounding
+    # The frequency and orientation statistics are centred and scaled per channel: blind to the jitter
+    # (up to float32 rounding of a texture of spread 0.01 around 0.25; a crop moves them by whole units).
+    torch.testing.assert_close(features(out), features(images), atol=5e-3, rtol=0)
+
+
+@pytest.mark.parametrize("factors", [(2.0, 2.0), (0.01, 2.0)])
+def test_colour_sources_reach_no_clamp_so_the_fused_jitter_is_torchvisions_law(factors: tuple[float, float]) -> None:
+    images = _colour_sources(256)
+    settings = dict.fromkeys(("brightness", "contrast", "saturation"), factors)
+    exact = da.ColorJitter(**settings)(images, generator=torch.Generator().manual_seed(3))  # type: ignore[arg-type]
+    fused = da.ColorJitter(**settings, fused=True)(images, generator=torch.Generator().manual_seed(3))  # type: ignore[arg-type]
+    assert float(exact.min()) > 0.0 and float(exact.max()) < 1.0
+    torch.testing.assert_close(fused, exact, atol=1e-6, rtol=0)
 
 
 def test_unbiased_quantile_matcher_is_zero_in_expectation_at_the_target() -> None:
@@ -117,6 +145,18 @@ def test_search_recovers_a_hidden_rotation_range() -> None:
     assert result["max_abs_error"] <= 5.0, result  # degrees; started from +-45
 
 
+def test_search_recovers_a_hidden_colour_jitter() -> None:
+    target = {"contrast": (0.5, 1.2), "saturation": (0.8, 1.6)}
+    result = search(SearchConfig(target_contrast=target["contrast"], target_saturation=target["saturation"], seed=4, **FAST))
+    assert result["target"] == {name: list(value) for name, value in target.items()}
+    learned: dict[str, list[float]] = result["learned"]  # type: ignore[assignment]
+    assert set(learned) == set(target)  # only the given factors are learned
+    errors = [abs(a - b) for name in target for a, b in zip(learned[name], target[name], strict=True)]
+    assert result["max_abs_error"] == pytest.approx(max(errors), abs=1e-3)
+    assert result["max_abs_error"] <= 0.05, result
+    assert len(result["history"]["saturation"]) == FAST["steps"]  # type: ignore[index]
+
+
 def test_cli_prints_json_last_and_writes_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         ["search", "--target-scale", "0.3", "0.6", "--target-degrees", "20", "--steps", "3", "--batch", "8"]
@@ -140,6 +180,10 @@ def test_cli_prints_json_last_and_writes_the_plot(tmp_path: Path, capsys: pytest
         (["--target-scale", "0.5", "1.2"], "HI <= 1"),
         (["--target-degrees", "120"], "target_degrees"),
         (["--target-degrees", "-5"], "target_degrees"),
+        (["--target-brightness", "1.4", "0.6"], "target_brightness must satisfy 0 < LO <= HI <= 2"),
+        (["--target-contrast", "0", "1.2"], "target_contrast must satisfy 0 < LO"),
+        (["--target-saturation", "0.5", "2.5"], "target_saturation must satisfy 0 < LO <= HI <= 2"),
+        (["--target-contrast", "0.5", "1.5", "--target-degrees", "20"], "cannot be combined with colour targets"),
         (["--steps", "0"], "steps"),
         (["--batch", "1"], "batch"),
     ],
@@ -147,6 +191,20 @@ def test_cli_prints_json_last_and_writes_the_plot(tmp_path: Path, capsys: pytest
 def test_cli_rejects_bad_arguments(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", *args, "--no-progress"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_colour_options_reach_the_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["search", "--target-scale", "0.3", "0.6", "--target-brightness", "0.7", "1.3", "--target-saturation", "0.5", "1.5"]
+        + ["--steps", "3", "--batch", "8", "--seed", "1", "--out", str(tmp_path), "--no-progress"]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result) == {"target", "learned", "max_abs_error", "seconds"}
+    assert result["target"] == {"scale": [0.3, 0.6], "brightness": [0.7, 1.3], "saturation": [0.5, 1.5]}
+    assert set(result["learned"]) == {"scale", "brightness", "saturation"}
+    config = json.loads((tmp_path / "history.json").read_text())["config"]
+    assert config["target_brightness"] == [0.7, 1.3] and config["target_contrast"] is None
 
 
 def test_config_rejects_bad_settings() -> None:
@@ -158,3 +216,5 @@ def test_config_rejects_bad_settings() -> None:
         SearchConfig(target_scale=(0.2, 0.5), lr=0.0)
     with pytest.raises(TypeError, match="pair"):
         SearchConfig(target_scale=(0.2,))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="target_saturation must be a pair"):
+        SearchConfig(target_saturation=1.5)  # type: ignore[arg-type]

@@ -16,7 +16,17 @@ feature size in an output tells how much of the source it shows:
 * channel 1, a horizontal grating: the orientation of its structure tensor is the rotation.
 
 :func:`features` computes these statistics per image (differentiably); the matcher compares the
-two feature distributions. The default matcher is a 1-D Wasserstein-2 distance per feature
+two feature distributions.
+
+Those statistics are centred and divided by the spread per channel, so brightness and contrast
+cannot change them. Photometric targets (a hidden ``ColorJitter``'s brightness, contrast and
+saturation ranges) use colour sources instead (:func:`colour_bank`: a dim grey carrying the
+texture plus a constant tint of zero grey) and the statistics of :func:`colour_features`: the log
+grey mean (brightness), the log ratio of grey spread to grey mean (contrast) and the log ratio of
+the tint's magnitude to the grey spread and to the grey mean (saturation). On these sources no
+adjustment of the allowed targets reaches a clamp, so the three adjustments commute and each
+statistic is its factor's log plus a constant of the source; the crop statistics are computed on
+the grey, which the jitter only scales and shifts. The default matcher is a 1-D Wasserstein-2 distance per feature
 (sort the batch, compare with the targets' quantiles; :class:`QuantileMatcher`):
 no critic to train, no kernel bandwidth, a low-variance gradient with 256 images on a CPU. An MMD on the same features
 is available (``matcher="mmd"``); see the documentation for the measured comparison.
@@ -39,11 +49,23 @@ from torch import Tensor, nn
 
 from diffaug import functional as daf
 from diffaug.distributions import Range
+from diffaug.functional import GRAY_WEIGHTS
 from diffaug.search._fuse import check_gradient_path, fused_matrix
 from diffaug.transforms.base import GeometricTransform
+from diffaug.transforms.colour import ColorJitter
 from diffaug.transforms.crop import RandomResizedCrop
 
-__all__ = ["SearchConfig", "texture_bank", "features", "QuantileMatcher", "MMDMatcher", "search", "add_parser"]
+__all__ = [
+    "SearchConfig",
+    "texture_bank",
+    "colour_bank",
+    "features",
+    "colour_features",
+    "QuantileMatcher",
+    "MMDMatcher",
+    "search",
+    "add_parser",
+]
 
 MATCHERS = ("quantile", "quantile-unbiased", "mmd")
 # The learnable pipeline starts from these ranges (RandomResizedCrop's default scale).
@@ -61,6 +83,20 @@ PLATEAU = 0.25
 ADAM_BETAS = (0.8, 0.95)
 # What `diffaug search` hides when given no target.
 DEMO_SCALE = (0.25, 0.75)
+# ColorJitter's factors that can be searched, in its order.
+COLOUR_TARGETS = ("brightness", "contrast", "saturation")
+# The learnable jitter starts from ColorJitter(0.5)'s factor range; targets lie in (0, MAX_FACTOR].
+START_FACTOR = (0.5, 1.5)
+# The columns of colour_features each factor moves (saturation: relative to the grey spread and to the grey mean).
+COLOUR_COLUMNS = {"brightness": (0,), "contrast": (1,), "saturation": (2, 3)}
+MAX_FACTOR = 2.0
+# Colour sources: grey mean, the texture's standard deviation in the grey, the tint's magnitude.
+# Darkest pixel: GREY_MEAN - 2 * TEXTURE_CLIP * GREY_SPREAD - 4 * TINT (contrast and saturation at most 2) > 0;
+# brightest: 2 * (GREY_MEAN + 2 * TEXTURE_CLIP * GREY_SPREAD + 4 * TINT) < 1: no clamp for any allowed target.
+GREY_MEAN = 0.25
+GREY_SPREAD = 0.01
+TEXTURE_CLIP = 5.0
+TINT = 0.02
 
 
 @dataclasses.dataclass
@@ -70,6 +106,9 @@ class SearchConfig:
     Attributes:
         target_scale: ``(LO, HI)`` of the hidden ``RandomResizedCrop``, ``0 < LO <= HI <= 1``; ``None``: no crop.
         target_degrees: ``D`` of a hidden ``RandomRotation(D)`` after the crop, ``0 < D <= 90``; ``None``: none.
+        target_brightness, target_contrast, target_saturation: ``(LO, HI)`` factor ranges of a hidden
+            ``ColorJitter`` after the crop, ``0 < LO <= HI <= 2``; ``None``: that adjustment is not in it.
+            Not combined with ``target_degrees`` (the colour sources have no grating).
         seed: seeds the source images, the target draws and the search's draws.
         steps: optimisation steps.
         batch: augmented images per step.
@@ -85,8 +124,8 @@ class SearchConfig:
         polish: refine the scale bounds by a derivative-free grid search on a tail-sensitive distance (see ``_polish_scale``).
 
     Raises:
-        ValueError, TypeError: no target, a target outside its domain, non-positive sizes or steps,
-            an unknown matcher.
+        ValueError, TypeError: no target, a target outside its domain, colour targets with a rotation,
+            non-positive sizes or steps, an unknown matcher.
 
     Example:
         >>> SearchConfig(target_scale=(0.2, 0.5)).steps
@@ -95,10 +134,17 @@ class SearchConfig:
         Traceback (most recent call last):
         ...
         ValueError: target_scale must satisfy 0 < LO <= HI <= 1, got (0.5, 0.2)
+        >>> SearchConfig(target_contrast=(0.6, 2.5))
+        Traceback (most recent call last):
+        ...
+        ValueError: target_contrast must satisfy 0 < LO <= HI <= 2, got (0.6, 2.5)
     """
 
     target_scale: tuple[float, float] | None = None
     target_degrees: float | None = None
+    target_brightness: tuple[float, float] | None = None
+    target_contrast: tuple[float, float] | None = None
+    target_saturation: tuple[float, float] | None = None
     seed: int = 0
     steps: int = 200
     batch: int = 256
@@ -113,18 +159,23 @@ class SearchConfig:
     polish: bool = True
 
     def __post_init__(self) -> None:
-        if self.target_scale is None and self.target_degrees is None:
-            raise ValueError("nothing to search: give target_scale and/or target_degrees")
-        if self.target_scale is not None:
-            if not isinstance(self.target_scale, Sequence) or len(self.target_scale) != 2:
-                raise TypeError(f"target_scale must be a pair (LO, HI), got {self.target_scale!r}")
-            low, high = (float(v) for v in self.target_scale)
-            if not 0.0 < low <= high <= 1.0:
-                raise ValueError(f"target_scale must satisfy 0 < LO <= HI <= 1, got {self.target_scale!r}")
-            self.target_scale = (low, high)
+        if self.target_scale is None and self.target_degrees is None and not self.colour_targets():
+            raise ValueError("nothing to search: give target_scale, target_degrees and/or a colour target")
+        for name, top in (("scale", 1.0), *((colour, MAX_FACTOR) for colour in COLOUR_TARGETS)):
+            value = getattr(self, f"target_{name}")
+            if value is None:
+                continue
+            if not isinstance(value, Sequence) or len(value) != 2:
+                raise TypeError(f"target_{name} must be a pair (LO, HI), got {value!r}")
+            low, high = (float(v) for v in value)
+            if not 0.0 < low <= high <= top:
+                raise ValueError(f"target_{name} must satisfy 0 < LO <= HI <= {top:g}, got {value!r}")
+            setattr(self, f"target_{name}", (low, high))
         if self.target_degrees is not None and not 0.0 < float(self.target_degrees) <= MAX_DEGREES:
             # The grating's orientation repeats every 180 degrees: beyond 90 the range is not identifiable.
             raise ValueError(f"target_degrees must be in (0, {MAX_DEGREES:g}], got {self.target_degrees!r}")
+        if self.target_degrees is not None and self.colour_targets():
+            raise ValueError("target_degrees cannot be combined with colour targets (the colour sources have no grating)")
         for name in ("steps", "batch", "size", "source_size", "sources", "targets"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -139,6 +190,10 @@ class SearchConfig:
             raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}, got {self.matcher!r}")
         if not 0.0 < self.average <= 1.0:
             raise ValueError(f"average must be in (0, 1], got {self.average!r}")
+
+    def colour_targets(self) -> dict[str, tuple[float, float]]:
+        """The hidden ``ColorJitter``'s factor ranges, by name, in its order (empty: no jitter)."""
+        return {name: value for name in COLOUR_TARGETS if (value := getattr(self, f"target_{name}")) is not None}
 
 
 def texture_bank(count: int, size: int, period: float = 6.0, generator: torch.Generator | None = None) -> Tensor:
@@ -186,6 +241,53 @@ def features(images: Tensor) -> Tensor:
     freq_y = 0.5 * torch.log(jyy / variance + 1e-6)
     norm = jxx + jyy + 1e-6
     return torch.stack([freq_x, freq_y, freq_x + freq_y, (jyy - jxx) / norm, 2 * jxy / norm], dim=-1)
+
+
+def colour_bank(texture: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``(count, 3, H, W)`` colour sources from :func:`texture_bank`'s ``texture``: a dim textured grey plus a tint.
+
+    The grey is ``GREY_MEAN + GREY_SPREAD * t`` with ``t`` the texture's channel 0 clipped to
+    ``+-TEXTURE_CLIP``; each source adds one constant tint of magnitude ``TINT`` in a random
+    direction of zero grey (``GRAY_WEIGHTS . tint = 0``), so its grey is the textured grey exactly.
+    Every pixel of every allowed ``ColorJitter`` target (factors up to 2) stays inside ``(0, 1)``.
+
+    Example:
+        >>> texture = texture_bank(2, 16, generator=torch.Generator().manual_seed(0))
+        >>> images = colour_bank(texture, torch.Generator().manual_seed(1))
+        >>> images.shape, 0.1 < float(images.min()) and float(images.max()) < 0.4
+        (torch.Size([2, 3, 16, 16]), True)
+    """
+    weights = torch.tensor(GRAY_WEIGHTS, dtype=torch.float64)
+    grey = GREY_MEAN + GREY_SPREAD * texture[:, 0].double().clamp(-TEXTURE_CLIP, TEXTURE_CLIP)
+    direction = torch.randn(texture.shape[0], 3, generator=generator, dtype=torch.float64)
+    direction -= (direction @ weights)[:, None] * weights / weights.square().sum()  # no grey component
+    tint = TINT * direction / direction.norm(dim=1, keepdim=True)
+    return (grey[:, None] + tint[:, :, None, None]).float()
+
+
+def colour_features(images: Tensor) -> Tensor:
+    """Per-image colour statistics that reveal brightness, contrast and saturation: ``(B, 3, H, W) -> (B, 4)``.
+
+    With ``g`` the grey (``GRAY_WEIGHTS``), ``m`` and ``s`` its mean and standard deviation and
+    ``q`` the root mean square of the chroma ``x - g``: ``log m``, ``log(s / m)``, ``log(q / s)``
+    and ``log(q / m)``. Without clamping, brightness ``b`` multiplies ``m``, ``s`` and ``q``;
+    contrast ``c`` keeps ``m`` and multiplies ``s`` and ``q``; saturation ``k`` multiplies ``q``
+    only: the columns move by ``log b``, ``log c``, ``log k`` and ``log c + log k``. Differentiable.
+
+    Example:
+        >>> import diffaug as da
+        >>> images = 0.3 + 0.05 * torch.rand(4, 3, 16, 16)
+        >>> shift = colour_features(da.ColorJitter(brightness=(1.5, 1.5))(images)) - colour_features(images)
+        >>> [round(v, 3) for v in shift.mean(0).tolist()]  # log 1.5 = 0.405 on the mean only
+        [0.405, 0.0, 0.0, 0.0]
+    """
+    weights = images.new_tensor(GRAY_WEIGHTS)[:, None, None]
+    grey = (images * weights).sum(-3, keepdim=True)
+    mean = grey.mean((-3, -2, -1))
+    spread = (grey - mean[:, None, None, None]).square().mean((-3, -2, -1)).add(1e-12).sqrt()
+    chroma = (images - grey).square().mean((-3, -2, -1)).add(1e-12).sqrt()
+    log_mean, log_spread, log_chroma = mean.clamp_min(1e-6).log(), spread.log(), chroma.log()
+    return torch.stack([log_mean, log_spread - log_mean, log_chroma - log_spread, log_chroma - log_mean], dim=-1)
 
 
 class QuantileMatcher:
@@ -264,11 +366,22 @@ class MMDMatcher:
 
 
 def _pipeline(
-    config: SearchConfig, scale: tuple[float, float] | None, degrees: float | None, learnable: bool
-) -> list[GeometricTransform]:
+    config: SearchConfig,
+    scale: tuple[float, float] | None,
+    degrees: float | None,
+    colour: dict[str, tuple[float, float]],
+    learnable: bool,
+) -> list[nn.Module]:
+    """The crop (or a resize), the rotation, then the jitter of the ``colour`` factor ranges (none if empty).
+
+    The jitter is ``ColorJitter(fused=True)`` (one colour matrix per sample, one clamp) in the hidden
+    pipeline and the learnable copy alike. On the colour sources no allowed target reaches a clamp,
+    so this is also torchvision's law (its exact mode clamps after each adjustment): the same images,
+    at about 0.7x the time of a step with the exact mode.
+    """
     from diffaug.transforms.geometric import RandomRotation, Resize
 
-    ops: list[GeometricTransform] = []
+    ops: list[nn.Module] = []
     if scale is None:
         ops.append(Resize((config.size, config.size)))  # the same output size as with a crop
     else:
@@ -280,50 +393,91 @@ def _pipeline(
         ops.append(crop)
     if degrees is not None:
         ops.append(RandomRotation(degrees, "bilinear", learnable=learnable))
+    if colour:
+        ops.append(ColorJitter(**colour, fused=True, learnable=learnable))  # type: ignore[arg-type]
     return ops
 
 
-def _apply(ops: Sequence[GeometricTransform], images: Tensor, generator: torch.Generator) -> Tensor:
-    """The whole pipeline as one warp (see :func:`fused_matrix`)."""
-    matrix, size = fused_matrix(ops, images, generator)
-    return daf.warp(images, daf.to_theta(matrix), size)
+def _apply(ops: Sequence[nn.Module], images: Tensor, generator: torch.Generator) -> Tensor:
+    """The geometric steps as one warp (see :func:`fused_matrix`), then the colour steps in order."""
+    geometric = [op for op in ops if isinstance(op, GeometricTransform)]
+    matrix, size = fused_matrix(geometric, images, generator)
+    out = daf.warp(images, daf.to_theta(matrix), size)
+    for op in ops:
+        if not isinstance(op, GeometricTransform):
+            out = op(out, generator=generator)
+    return out
 
 
-def _select(config: SearchConfig, sources: Tensor) -> tuple[Tensor, list[tuple[int, int]]]:
-    """The source channels and feature columns that depend on what is searched.
+@dataclasses.dataclass(frozen=True)
+class _Columns:
+    """The feature columns the matcher compares.
+
+    ``geometric``: ``(channel, k)`` pairs of :func:`features` (of the grey when ``grey``);
+    ``colour``: columns of :func:`colour_features`.
+    """
+
+    geometric: tuple[tuple[int, int], ...]
+    colour: tuple[int, ...] = ()
+    grey: bool = False
+
+    def __len__(self) -> int:
+        return len(self.geometric) + len(self.colour)
+
+    def of(self, images: Tensor) -> Tensor:
+        """``(B, len(self))``: the selected statistics of ``images``."""
+        parts = []
+        if self.geometric:
+            seen = (images * images.new_tensor(GRAY_WEIGHTS)[:, None, None]).sum(-3, keepdim=True) if self.grey else images
+            feats = features(seen)
+            parts += [feats[:, c, k] for c, k in self.geometric]
+        if self.colour:
+            feats = colour_features(images)
+            parts += [feats[:, k] for k in self.colour]
+        return torch.stack(parts, dim=-1)
+
+
+def _select(config: SearchConfig, texture: Tensor, generator: torch.Generator) -> tuple[Tensor, _Columns]:
+    """The sources and feature columns that depend on what is searched.
 
     Scale: the isotropic texture's apparent frequencies. Rotation: the grating's orientation.
+    Colour: :func:`colour_bank` sources, the scale's frequencies read on their grey, and per factor
+    its :func:`colour_features` columns (saturation has two: relative to the spread and to the mean).
     Constant or irrelevant columns would only add noise (and time).
     """
+    colour = config.colour_targets()
+    if colour:
+        columns = tuple(k for name in colour for k in COLOUR_COLUMNS[name])
+        geometric = ((0, 0), (0, 1), (0, 2)) if config.target_scale is not None else ()
+        return colour_bank(texture, generator), _Columns(geometric, columns, grey=True)
     channels: list[int] = []
-    columns: list[tuple[int, int]] = []
+    pairs: list[tuple[int, int]] = []
     if config.target_scale is not None:
-        columns += [(len(channels), 0), (len(channels), 1), (len(channels), 2)]
+        pairs += [(len(channels), 0), (len(channels), 1), (len(channels), 2)]
         channels.append(0)
     if config.target_degrees is not None:
         # Orientation only: the grating's log frequency along x is log|sin a|, whose slope blows up near a = 0.
-        columns += [(len(channels), 3), (len(channels), 4)]
+        pairs += [(len(channels), 3), (len(channels), 4)]
         channels.append(1)
-    return sources[:, channels], columns
+    return texture[:, channels], _Columns(tuple(pairs))
 
 
-def _columns_of(feats: Tensor, columns: list[tuple[int, int]]) -> Tensor:
-    return torch.stack([feats[:, c, k] for c, k in columns], dim=-1)
-
-
-def _learned(ops: Sequence[GeometricTransform]) -> dict[str, list[float]]:
+def _learned(ops: Sequence[nn.Module]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for op in ops:
         if isinstance(op, RandomResizedCrop):
             out["scale"] = [float(v.detach()) for v in op.scale.bounds()]
+        elif isinstance(op, ColorJitter):
+            for name in COLOUR_TARGETS:
+                range_ = getattr(op, name)
+                if range_ is not None:
+                    out[name] = [float(v.detach()) for v in range_.bounds()]
         elif isinstance(getattr(op, "degrees", None), Range):
             out["degrees"] = [float(v.detach()) for v in op.degrees.bounds()]  # type: ignore[operator, union-attr]
     return out
 
 
-def _features_in_chunks(
-    ops: Sequence[GeometricTransform], images: Tensor, generator: torch.Generator, columns: list[tuple[int, int]]
-) -> Tensor:
+def _features_in_chunks(ops: Sequence[nn.Module], images: Tensor, generator: torch.Generator, columns: _Columns) -> Tensor:
     """The selected feature columns of the augmented ``images``, without gradient, ``POLISH_CHUNK`` images at a time.
 
     The draws follow one another on ``generator`` as in a single call, so equal seeds give equal
@@ -331,7 +485,7 @@ def _features_in_chunks(
     """
     with torch.no_grad():
         parts = [
-            _columns_of(features(_apply(ops, images[begin : begin + POLISH_CHUNK], generator)), columns)
+            columns.of(_apply(ops, images[begin : begin + POLISH_CHUNK], generator))
             for begin in range(0, images.shape[0], POLISH_CHUNK)
         ]
     return torch.cat(parts)
@@ -367,7 +521,7 @@ def _polish_scale(
     hidden: Sequence[GeometricTransform],
     bounds: list[float],
     sources: Tensor,
-    columns: list[tuple[int, int]],
+    columns: _Columns,
     config: SearchConfig,
     progress: bool = False,
 ) -> list[float]:
@@ -469,7 +623,8 @@ def _plateau_choice(grid: list[float], scores: list[float], tolerance: float, cu
 def search(config: SearchConfig, progress: bool = False) -> dict[str, object]:
     """Run the search; returns the result dictionary (see :func:`add_parser`) plus ``"history"``.
 
-    ``history`` maps each learned parameter (``"scale"``, ``"degrees"``) to a list of
+    ``history`` maps each learned parameter (``"scale"``, ``"degrees"``, ``"brightness"``,
+    ``"contrast"``, ``"saturation"``) to a list of
     ``[low, high]`` per step; ``"learned"`` is the average over the last ``average`` fraction of
     the steps (iterate averaging removes most of the last steps' noise).
 
@@ -482,21 +637,23 @@ def search(config: SearchConfig, progress: bool = False) -> dict[str, object]:
     """
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(config.seed)  # every draw uses it: the global RNG is untouched
-    sources = texture_bank(config.sources, config.source_size, config.period, generator)
-    sources, columns = _select(config, sources)
+    texture = texture_bank(config.sources, config.source_size, config.period, generator)
+    sources, columns = _select(config, texture, generator)
 
-    hidden = _pipeline(config, config.target_scale, config.target_degrees, learnable=False)
+    colour = config.colour_targets()
+    hidden = _pipeline(config, config.target_scale, config.target_degrees, colour, learnable=False)
     with torch.no_grad():
         chunks = []
         for begin in range(0, config.targets, 512):
             pick = torch.randint(0, config.sources, (min(512, config.targets - begin),), generator=generator)
-            chunks.append(_columns_of(features(_apply(hidden, sources[pick], generator)), columns))
+            chunks.append(columns.of(_apply(hidden, sources[pick], generator)))
         target = torch.cat(chunks)
 
     ops = _pipeline(
         config,
         START_SCALE if config.target_scale is not None else None,
         START_DEGREES if config.target_degrees is not None else None,
+        dict.fromkeys(colour, START_FACTOR),
         learnable=True,
     )
     model = nn.ModuleList(ops)
@@ -521,7 +678,7 @@ def search(config: SearchConfig, progress: bool = False) -> dict[str, object]:
     bar = _progress_bar(progress, config.steps, "gradient")
     for _ in range(config.steps):
         pick = torch.randint(0, config.sources, (config.batch,), generator=generator)
-        loss = matcher(_columns_of(features(_apply(ops, sources[pick], generator)), columns))
+        loss = matcher(columns.of(_apply(ops, sources[pick], generator)))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -537,12 +694,16 @@ def search(config: SearchConfig, progress: bool = False) -> dict[str, object]:
     tail = max(1, int(round(config.average * config.steps)))
     learned = {name: torch.tensor(values[-tail:]).mean(0).tolist() for name, values in history.items()}
     if config.polish and config.target_scale is not None:
-        learned["scale"] = _polish_scale(ops, hidden, learned["scale"], sources, columns, config, progress)
+        # The crop's statistics, read on the grey, do not depend on the jitter: the polish leaves it out.
+        learner, truth = ([op for op in pipeline if isinstance(op, GeometricTransform)] for pipeline in (ops, hidden))
+        scale_only = dataclasses.replace(columns, colour=())
+        learned["scale"] = _polish_scale(learner, truth, learned["scale"], sources, scale_only, config, progress)
     target_values: dict[str, list[float]] = {}
     if config.target_scale is not None:
         target_values["scale"] = list(config.target_scale)
     if config.target_degrees is not None:
         target_values["degrees"] = [-float(config.target_degrees), float(config.target_degrees)]
+    target_values.update({name: list(value) for name, value in colour.items()})
     error = max(abs(a - b) for name in target_values for a, b in zip(learned[name], target_values[name], strict=True))
     return {
         "target": target_values,
@@ -575,13 +736,15 @@ def plot_history(result: dict[str, object], path: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    colour = {f"target_{name}": getattr(args, f"target_{name}") for name in COLOUR_TARGETS}
     scale = args.target_scale
-    if scale is None and args.target_degrees is None:
+    if scale is None and args.target_degrees is None and all(value is None for value in colour.values()):
         scale = DEMO_SCALE
     try:
         config = SearchConfig(
             target_scale=tuple(scale) if scale is not None else None,  # type: ignore[arg-type]
             target_degrees=args.target_degrees,
+            **{name: tuple(value) if value is not None else None for name, value in colour.items()},  # type: ignore[arg-type]
             seed=args.seed,
             steps=args.steps,
             batch=args.batch,
@@ -607,9 +770,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "search",
         help="recover a hidden augmentation's ranges by gradient (density matching)",
         description=(
-            "Make target images with a hidden RandomResizedCrop(scale=(LO, HI)) (and/or RandomRotation(D)) from "
-            "generated source images, then learn the ranges of a learnable copy, started from broad defaults "
-            f"(scale {START_SCALE}, degrees +-{START_DEGREES:g}), by matching feature distributions. Writes a plot of the "
+            "Make target images with a hidden RandomResizedCrop(scale=(LO, HI)) (and/or RandomRotation(D), or a "
+            "ColorJitter of brightness, contrast and/or saturation factor ranges after the crop) from generated source "
+            "images, then learn the ranges of a learnable copy, started from broad defaults (scale "
+            f"{START_SCALE}, degrees +-{START_DEGREES:g}, colour factors {START_FACTOR}), by matching feature "
+            "distributions. Writes a plot of the "
             "learned parameters over the steps to OUT/search.png; the last line printed is a JSON object "
             '{"target": ..., "learned": ..., "max_abs_error": E, "seconds": S}.'
         ),
@@ -620,9 +785,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         nargs=2,
         metavar=("LO", "HI"),
         default=None,
-        help=f"hidden crop scale range (default without --target-degrees: {DEMO_SCALE[0]} {DEMO_SCALE[1]})",
+        help=f"hidden crop scale range (default without any other target: {DEMO_SCALE[0]} {DEMO_SCALE[1]})",
     )
     p.add_argument("--target-degrees", type=float, default=None, metavar="D", help="hidden rotation range [-D, D], 0 < D <= 90")
+    for name in COLOUR_TARGETS:
+        p.add_argument(
+            f"--target-{name}",
+            type=float,
+            nargs=2,
+            metavar=("LO", "HI"),
+            default=None,
+            help=f"hidden ColorJitter {name} factor range, 0 < LO <= HI <= {MAX_FACTOR:g} (not with --target-degrees)",
+        )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--steps", type=int, default=SearchConfig.steps, help=f"optimisation steps (default: {SearchConfig.steps})")
     p.add_argument("--batch", type=int, default=SearchConfig.batch, help=f"images per step (default: {SearchConfig.batch})")
