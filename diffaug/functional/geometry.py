@@ -47,6 +47,7 @@ import functools
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from diffaug.functional import _constants
@@ -177,7 +178,7 @@ def compose_theta(first: Tensor, second: Tensor) -> Tensor:
     """
     a_x, a_y, a_shift = first.unsqueeze(-1).unbind(-2)  # columns of the first, each (..., 2, 1)
     b_x, b_y = second.unsqueeze(-2).unbind(-3)  # rows of the second, each (..., 1, 3)
-    shift = a_shift * _constants.memo("shift_column", first, lambda: first.new_tensor([0.0, 0.0, 1.0]))
+    shift = F.pad(a_shift, (2, 0))  # (..., 2, 3) rows [0, 0, a_shift]
     return torch.addcmul(torch.addcmul(shift, a_x, b_x), a_y, b_y)
 
 
