@@ -130,7 +130,7 @@ class Range(nn.Module):
         log: sample log-uniformly (needs ``a >= 0``), as torchvision samples aspect ratios.
         learnable: make the bounds trainable ``nn.Parameter``\\ s.
 
-    Example:
+    Examples:
         >>> import torch
         >>> r = Range((0.08, 1.0), domain=(0.0, 1.0), learnable=True)
         >>> values = r.sample(torch.rand(5))
@@ -261,7 +261,7 @@ def relaxed_one_hot(logits: Tensor, noise: Tensor, temperature: float, hard: boo
     Raises:
         ValueError: ``temperature <= 0``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> logits = torch.zeros(3, requires_grad=True)
         >>> draw = relaxed_one_hot(logits, torch.rand(5, 3), temperature=0.5, hard=True)

@@ -43,7 +43,7 @@ def memo(key: Hashable, like: Tensor, build: Callable[[], _T]) -> _T:
     ``key`` must determine what ``build`` returns given ``like``'s device and dtype. Callers must
     not write to the result.
 
-    Example:
+    Examples:
         >>> import torch
         >>> like = torch.zeros(3)
         >>> a = memo(("ones", 2), like, lambda: torch.ones(2, device=like.device, dtype=like.dtype))
@@ -66,7 +66,7 @@ def memo(key: Hashable, like: Tensor, build: Callable[[], _T]) -> _T:
 def values(numbers: float | tuple[float, ...] | tuple[tuple[float, ...], ...], like: Tensor) -> Tensor:
     """``like.new_tensor(numbers)``, kept: Python numbers as a constant tensor.
 
-    Example:
+    Examples:
         >>> import torch
         >>> values(((1.0, 2.0), (3.0, 4.0)), torch.zeros(1, dtype=torch.float64))
         tensor([[1., 2.],

@@ -81,7 +81,7 @@ __all__ = [
 def boxes_to_normalized(boxes: Tensor, size: Sequence[int]) -> Tensor:
     """Pixel XYXY boxes ``(..., 4)`` on a canvas ``(H, W)`` -> normalised corners ``(..., 4)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> boxes_to_normalized(torch.tensor([0.0, 0.0, 4.0, 2.0]), (4, 8))  # top-left quarter
         tensor([-1., -1.,  0.,  0.])
@@ -94,7 +94,7 @@ def boxes_to_normalized(boxes: Tensor, size: Sequence[int]) -> Tensor:
 def normalized_to_boxes(corners: Tensor, size: Sequence[int]) -> Tensor:
     """Normalised corners ``(..., 4)`` -> pixel XYXY boxes on a canvas ``(H, W)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> normalized_to_boxes(torch.tensor([-1.0, -1.0, 0.0, 0.0]), (4, 8))
         tensor([0., 0., 4., 2.])
@@ -115,7 +115,7 @@ def boxes_to_theta(boxes: Tensor, size: Sequence[int]) -> Tensor:
         ``(..., 2, 3)`` theta for ``affine_grid(..., align_corners=False)``; differentiable
         with respect to ``boxes``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> boxes_to_theta(torch.tensor([0.0, 0.0, 8.0, 4.0]), (4, 8))
         tensor([[1., 0., 0.],
@@ -135,7 +135,7 @@ def theta_to_boxes(theta: Tensor, size: Sequence[int]) -> Tensor:
 
     Off-diagonal terms are ignored; a negative diagonal (a flip) gives ``x1 > x2``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> boxes = torch.tensor([1.5, 2.0, 7.0, 3.25])
         >>> theta_to_boxes(boxes_to_theta(boxes, (4, 8)), (4, 8))
@@ -150,7 +150,7 @@ def theta_to_boxes(theta: Tensor, size: Sequence[int]) -> Tensor:
 def to_square(theta: Tensor) -> Tensor:
     """``(..., 2, 3)`` -> ``(..., 3, 3)`` by appending the row ``[0, 0, 1]``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> to_square(torch.eye(2, 3))
         tensor([[1., 0., 0.],
@@ -169,7 +169,7 @@ def compose_theta(first: Tensor, second: Tensor) -> Tensor:
     ``A B x + (A b + a)``. Written as two broadcast ``addcmul`` (no batched matmul: tiny ``bmm``
     run OpenMP regions on CPU, and small batches cost per op).
 
-    Example:
+    Examples:
         >>> import torch
         >>> a = boxes_to_theta(torch.tensor([[2.0, 0.0, 6.0, 4.0]]), (4, 8))
         >>> b = to_theta(flip_matrix(torch.ones(1), torch.zeros(1)))
@@ -188,7 +188,7 @@ def pipeline_theta(thetas: Sequence[Tensor]) -> Tensor:
     Raises:
         ValueError: no ``thetas``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> crop = boxes_to_theta(torch.tensor([[2.0, 0.0, 6.0, 4.0]]), (4, 8))
         >>> flip = to_theta(flip_matrix(torch.ones(1), torch.zeros(1)))
@@ -203,7 +203,7 @@ def pipeline_theta(thetas: Sequence[Tensor]) -> Tensor:
 def to_theta(matrix: Tensor) -> Tensor:
     """``(..., 3, 3)`` -> ``(..., 2, 3)`` (drops the projective row).
 
-    Example:
+    Examples:
         >>> import torch
         >>> to_theta(torch.eye(3).expand(5, 3, 3)).shape
         torch.Size([5, 2, 3])
@@ -214,7 +214,7 @@ def to_theta(matrix: Tensor) -> Tensor:
 def identity(batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Tensor:
     """``(batch, 3, 3)`` identity matrices.
 
-    Example:
+    Examples:
         >>> identity(2).shape
         torch.Size([2, 3, 3])
     """
@@ -237,7 +237,7 @@ def normalized_from_pixel_matrix(matrix: Tensor, in_size: Sequence[int], out_siz
 
     ``in_size`` and ``out_size`` are the ``(H, W)`` of the input and output canvases.
 
-    Example:
+    Examples:
         >>> import torch
         >>> two = torch.tensor(2.0)
         >>> normalized_from_pixel_matrix(scale_matrix(two, two), (4, 8), (4, 8))  # u -> 2 (u + 1) - 1
@@ -253,7 +253,7 @@ def pixel_matrix_from_normalized(matrix: Tensor, in_size: Sequence[int], out_siz
 
     The inverse of :func:`normalized_from_pixel_matrix` for the same sizes.
 
-    Example:
+    Examples:
         >>> import torch
         >>> theta = boxes_to_theta(torch.tensor([2.0, 1.0, 6.0, 3.0]), (4, 8))  # a 4 x 2 box
         >>> pixel_matrix_from_normalized(to_square(theta), (4, 8), (2, 4))     # a 2 x 4 output: shift only
@@ -274,7 +274,7 @@ def _affine(a: Tensor, b: Tensor, c: Tensor, d: Tensor, e: Tensor, f: Tensor) ->
 def translate_matrix(tx: Tensor, ty: Tensor) -> Tensor:
     """``(..., 3, 3)`` matrix of ``p -> p + (tx, ty)``; ``tx``, ``ty`` broadcastable tensors.
 
-    Example:
+    Examples:
         >>> import torch
         >>> translate_matrix(torch.tensor(3.0), torch.tensor(-1.0))
         tensor([[ 1.,  0.,  3.],
@@ -288,7 +288,7 @@ def translate_matrix(tx: Tensor, ty: Tensor) -> Tensor:
 def scale_matrix(sx: Tensor, sy: Tensor) -> Tensor:
     """``(..., 3, 3)`` matrix of ``(x, y) -> (sx x, sy y)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> scale_matrix(torch.tensor([2.0]), torch.tensor([0.5]))[0, :2]
         tensor([[2.0000, 0.0000, 0.0000],
@@ -301,7 +301,7 @@ def scale_matrix(sx: Tensor, sy: Tensor) -> Tensor:
 def rotate_matrix(angle: Tensor) -> Tensor:
     """``(..., 3, 3)`` rotation by ``angle`` radians, counter-clockwise on screen (y points down).
 
-    Example:
+    Examples:
         >>> import math, torch
         >>> point = apply_to_points(rotate_matrix(torch.tensor(math.pi / 2)), torch.tensor([[1.0, 0.0]]))
         >>> torch.allclose(point, torch.tensor([[0.0, -1.0]]), atol=1e-6)  # right -> up on screen
@@ -315,7 +315,7 @@ def rotate_matrix(angle: Tensor) -> Tensor:
 def shear_matrix(shear_x: Tensor, shear_y: Tensor) -> Tensor:
     """``(..., 3, 3)`` shear ``(x, y) -> (x + tan(sx) y, y + tan(sy) x)``, angles in radians.
 
-    Example:
+    Examples:
         >>> import math, torch
         >>> shear_matrix(torch.tensor(math.pi / 4), torch.tensor(0.0))[:2]
         tensor([[1., 1., 0.],
@@ -330,7 +330,7 @@ def flip_matrix(flip_x: Tensor, flip_y: Tensor) -> Tensor:
 
     ``flip_x``/``flip_y`` are float tensors in ``[0, 1]`` (a relaxed value blends the matrix).
 
-    Example:
+    Examples:
         >>> import torch
         >>> flip_matrix(torch.tensor(1.0), torch.tensor(0.0))[:2]
         tensor([[-1., 0., 0.],
@@ -354,7 +354,7 @@ def invert(matrix: Tensor) -> Tensor:
 
     A singular matrix gives ``inf``/``nan`` entries (not checked: that would read the values).
 
-    Example:
+    Examples:
         >>> import torch
         >>> m = translate_matrix(torch.tensor(3.0), torch.tensor(-1.0)) @ rotate_matrix(torch.tensor(0.3))
         >>> torch.allclose(invert(m) @ m, torch.eye(3), atol=1e-6)
@@ -370,7 +370,7 @@ def invert(matrix: Tensor) -> Tensor:
 def apply_to_points(matrix: Tensor, points: Tensor) -> Tensor:
     """Apply ``(..., 3, 3)`` affine matrices to points ``(..., N, 2)`` -> ``(..., N, 2)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> apply_to_points(translate_matrix(torch.tensor(3.0), torch.tensor(-1.0)), torch.tensor([[0.0, 0.0], [1.0, 2.0]]))
         tensor([[ 3., -1.],
@@ -387,7 +387,7 @@ def output_pixel_scale(theta: Tensor, in_size: Sequence[int], out_size: Sequence
     The length of the pixel-space Jacobian's rows: ``> 1`` means the warp shrinks along that
     axis (and aliases without a prefilter).
 
-    Example:
+    Examples:
         >>> import torch
         >>> theta = boxes_to_theta(torch.tensor([0.0, 0.0, 64.0, 32.0]), (64, 64))
         >>> output_pixel_scale(theta, (64, 64), (16, 16))  # 64 px -> 16 across, 32 px -> 16 down
@@ -421,7 +421,7 @@ def sampling_grid(theta: Tensor, size: Sequence[int]) -> Tensor:
     Returns:
         ``(B, h, w, 2)`` (a non-contiguous view), differentiable with respect to ``theta``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import torch.nn.functional as F
         >>> theta = torch.tensor([[[0.5, 0.1, 0.2], [-0.1, 0.8, 0.0]]])
@@ -466,7 +466,7 @@ def reflect_grid(grid: Tensor, size: Sequence[int]) -> Tensor:
     Returns:
         The folded grid, same shape, inside the centres of the edge pixels.
 
-    Example:
+    Examples:
         >>> import torch
         >>> centres = (2 * torch.tensor([-2.0, -1.0, 0.0, 3.0, 4.0, 5.0]) + 1) / 4 - 1  # pixel centres of a W=4 row
         >>> folded = reflect_grid(torch.stack([centres, torch.zeros(6)], -1), (1, 4))
@@ -487,7 +487,7 @@ def reflect_index(index: Tensor, length: int) -> Tensor:
 
     The fold of :func:`reflect_grid` on indices (integer or not): ``-1 -> 1``, ``length -> length - 2``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> reflect_index(torch.arange(-3, 7), 4)
         tensor([3, 2, 1, 0, 1, 2, 3, 2, 1, 0])

@@ -34,7 +34,7 @@ def fused_matrix(
     Returns:
         ``(matrix, size)``: the composed matrix and the output ``(h, w)`` of the last transform.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.rand(2, 1, 8, 8)
         >>> m, size = fused_matrix([da.RandomResizedCrop(4), da.RandomRotation(10)], images)
@@ -64,7 +64,7 @@ def check_gradient_path(module: nn.Module) -> None:
     Raises:
         ValueError: naming the transform.
 
-    Example:
+    Examples:
         >>> from diffaug.search import Policy
         >>> Policy(num_subpolicies=1, depth=1, interpolation="nearest")  # runs check_gradient_path(self)
         Traceback (most recent call last):

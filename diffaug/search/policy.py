@@ -48,7 +48,7 @@ def default_ops() -> dict[str, OpFactory]:
     learnable probability starting at 0.5. Output sizes are irrelevant here: a policy warps once,
     to its own ``size``.
 
-    Example:
+    Examples:
         >>> sorted(default_ops())
         ['hflip', 'rotate', 'shear', 'translate', 'zoom']
     """
@@ -79,7 +79,7 @@ def freeze(module: nn.Module) -> nn.Module:
     The copy has no parameters from :class:`~diffaug.distributions.Range` or learnable ``p``: it
     samples exactly as the original does now, for use in ordinary training.
 
-    Example:
+    Examples:
         >>> import diffaug as da
         >>> frozen = freeze(da.RandomResizedCrop(8, learnable=True, p=0.5))
         >>> len(list(frozen.parameters())), round(frozen.p, 3)
@@ -106,7 +106,7 @@ class Stage(nn.Module):
         hard: one operation per sample in the forward pass (straight-through gradient); with
             ``False`` the operations' matrices are mixed with the relaxed weights.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> stage = Stage([da.RandomRotation(10, "bilinear", learnable=True), da.RandomHorizontalFlip(p=1.0)])
         >>> stage.matrix(torch.zeros(4, 1, 8, 8)).shape, stage.probabilities().tolist()

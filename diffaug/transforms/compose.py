@@ -59,7 +59,7 @@ class ComposeParams:
         batched: whether the params were drawn for a batch ``(B, C, H, W)`` (else one image).
         batch_index: ``(K,)``: output ``k`` shows image ``batch_index[k]`` (multi-crop), or ``None``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> pipe = da.Compose([da.RandomHorizontalFlip(p=1.0), da.Resize((4, 6))])
         >>> params = pipe.make_params(torch.rand(2, 3, 8, 12))
@@ -152,7 +152,7 @@ class Compose(nn.Sequential):
     Warns:
         UserWarning: a torchvision random transform among the steps (its draws are per batch).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> pipe = da.Compose([da.RandomResizedCrop(32), da.RandomHorizontalFlip(), da.RandomAffine(degrees=10)])
         >>> images = torch.rand(4, 3, 64, 64)
@@ -228,7 +228,7 @@ class Compose(nn.Sequential):
                 ``boxes``): ``(B, 4)``, or ``(4,)`` for a single image, XYXY pixels in the
                 frame that step sees.
 
-        Example:
+        Examples:
             >>> import torch, diffaug as da
             >>> pipe = da.Compose([da.BoxCrop(8), da.RandomHorizontalFlip(p=1.0)])
             >>> boxes = torch.tensor([[0.0, 0.0, 16.0, 16.0], [8.0, 8.0, 24.0, 32.0]])
@@ -373,7 +373,7 @@ class Compose(nn.Sequential):
     def inverse(self, outputs: Any, params: ComposeParams, mode: str = "bilinear") -> Any:
         """Map outputs of the pipeline back to the input frame: :func:`diffaug.transforms.targets.inverse`.
 
-        Example:
+        Examples:
             >>> import torch, diffaug as da
             >>> pipe = da.Compose([da.RandomHorizontalFlip(p=1.0), da.RandomRotation(degrees=(90, 90))])
             >>> images = torch.rand(2, 3, 8, 8)

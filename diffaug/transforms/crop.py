@@ -30,7 +30,7 @@ _TRIES = 10
 class CropParams(Params):
     """:class:`Params` plus ``boxes`` ``(B, 4)``: the XYXY pixel box each output shows.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> boxes = torch.tensor([[0.0, 0.0, 16.0, 16.0], [8.0, 4.0, 32.0, 20.0]])
         >>> params = da.BoxCrop(8).make_params(torch.rand(2, 3, 32, 32), boxes)
@@ -91,7 +91,7 @@ class RandomResizedCrop(GeometricTransform):
     Shapes:
         ``(B, C, H, W) -> (B, C, h, w)``; ``(C, H, W) -> (C, h, w)``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.RandomResizedCrop(32)
         >>> images = torch.rand(4, 3, 64, 48)
@@ -211,7 +211,7 @@ class ZoomCrop(GeometricTransform):
     Shapes:
         ``(B, C, H, W) -> (B, C, h, w)``; ``(C, H, W) -> (C, h, w)``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.ZoomCrop(16)
         >>> images = torch.rand(2, 3, 32, 32)
@@ -310,7 +310,7 @@ class BoxCrop(GeometricTransform):
     ``interpolation`` is nearest), ``padding_mode`` and ``fill`` (what shows where a box leaves
     the image); see :class:`~diffaug.transforms.base.GeometricTransform`.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.rand(2, 3, 32, 32)
         >>> boxes = torch.tensor([[0.0, 0.0, 16.0, 16.0], [4.5, 4.5, 30.0, 20.0], [8.0, 0.0, 9.0, 32.0]])

@@ -62,7 +62,7 @@ class AffineParams(Params):
         shear: ``(B, 2)`` degrees ``(sx, sy)``.
         center: ``(B, 2)`` pixel centre of rotation, scale and shear.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> params = da.RandomAffine(degrees=(30, 30), scale=(2, 2)).make_params(torch.rand(2, 3, 8, 8))
         >>> params.angle.tolist(), params.scale.tolist(), params.center.tolist()
@@ -84,7 +84,7 @@ class RotationParams(Params):
         angle: ``(B,)`` degrees, counter-clockwise on screen (torchvision's ``rotate`` convention).
         center: ``(B, 2)`` pixel centre of rotation.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> params = da.RandomRotation(degrees=(90, 90), p=0.0).make_params(torch.rand(2, 3, 8, 8))
         >>> params.angle.tolist(), params.applied.tolist()
@@ -128,7 +128,7 @@ def affine_matrix(
         shear: ``(B, 2)`` degrees. center: ``(B, 2)`` pixels.
         size: canvas ``(H, W)``. out_size: output canvas ``(h, w)``, default ``size``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> zero = torch.zeros(1)
         >>> m = affine_matrix(zero, torch.zeros(1, 2), torch.ones(1), torch.zeros(1, 2), torch.tensor([[4.0, 2.0]]), (4, 8))
@@ -202,7 +202,7 @@ def expanded_size(degrees: tuple[float, float], height: int, width: int) -> tupl
     ``(W |cos a| + H |sin a|) / 2`` (or ``(W |sin a| + H |cos a|) / 2``) peaks, at
     ``a = +-atan(H / W)`` (``+-atan(W / H)``) mod 180. Shapes only: no tensor data is read.
 
-    Example:
+    Examples:
         >>> expanded_size((90.0, 90.0), 10, 20), expanded_size((-45.0, 45.0), 10, 10)
         ((20, 10), (16, 16))
     """
@@ -259,7 +259,7 @@ class RandomHorizontalFlip(_Flip):
     the draw is a relaxed Bernoulli in training mode (the matrix ``u -> (1 - 2a) u`` blends,
     ``a`` in ``[0, 1]``) and hard with a straight-through gradient in eval mode.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.rand(2, 3, 4, 5)
         >>> torch.allclose(da.RandomHorizontalFlip(p=1.0)(images), images.flip(-1), atol=1e-6)
@@ -272,7 +272,7 @@ class RandomHorizontalFlip(_Flip):
 class RandomVerticalFlip(_Flip):
     """Flip each sample upside down with probability ``p`` (default 0.5); see :class:`RandomHorizontalFlip`.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.rand(2, 3, 4, 5)
         >>> torch.allclose(da.RandomVerticalFlip(p=1.0)(images), images.flip(-2), atol=1e-6)
@@ -307,7 +307,7 @@ class RandomAffine(GeometricTransform):
         ValueError, TypeError: for malformed ranges (wrong length, unordered, negative scale,
             translate outside ``[0, 1]``, shear beyond 90 degrees).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), interpolation="bilinear", learnable=True)
         >>> images = torch.rand(4, 3, 32, 48)
@@ -447,7 +447,7 @@ class RandomRotation(GeometricTransform):
         padding_mode, temperature: keyword-only, see :class:`~diffaug.transforms.base.GeometricTransform`.
             A rotation never shrinks, so there is no ``antialias``.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.rand(2, 1, 6, 6)
         >>> out = da.RandomRotation(degrees=(90, 90), interpolation="bilinear")(images)
@@ -519,7 +519,7 @@ class CenterCrop(GeometricTransform):
     and ``padding_mode`` (keyword-only) matter only inside :class:`diffaug.Compose`, where the
     crop joins a fused warp.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.rand(2, 3, 10, 12)
         >>> torch.allclose(da.CenterCrop(4)(images), images[..., 3:7, 4:8], atol=1e-5)
@@ -565,7 +565,7 @@ class RandomCrop(GeometricTransform):
         interpolation: keyword-only; matters only inside :class:`diffaug.Compose` (whole-pixel
             crops sample pixel centres).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.arange(36.0).reshape(1, 1, 6, 6)
         >>> t = da.RandomCrop(3)
@@ -643,7 +643,7 @@ class Resize(GeometricTransform):
         antialias: low-pass filter when shrinking; ``None`` (the default): on unless
             ``interpolation`` is nearest, see :class:`~diffaug.transforms.base.GeometricTransform`.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> da.Resize(16)(torch.rand(2, 3, 32, 48)).shape
         torch.Size([2, 3, 16, 24])
