@@ -301,12 +301,10 @@ class RandomApply(ContainerTransform):
                 "left unapplied keeps the input's): put size-changing steps in Compose around the container"
             )
         identity = daf.identity(batch, images.device, dtype)
-        product: Tensor | None = None
-        for step in steps:
-            if is_geometric(step):
-                product = step.theta if product is None else daf.compose_theta(product, step.theta)
+        thetas = [step.theta for step in steps if is_geometric(step)]
         params = ContainerParams(steps, in_size, in_size, applied, channels)
-        if product is not None:
+        if thetas:
+            product = daf.pipeline_theta(thetas)
             params.matrix = daf.to_square(_select(applied, product, daf.to_theta(identity)))
             if all(is_geometric(step) for step in steps):
                 params.theta = daf.to_theta(params.matrix)
