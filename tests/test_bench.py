@@ -5,6 +5,7 @@ The suite lives in the repository's ``benchmarks/suite.py``; ``diffaug bench`` l
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -147,3 +148,19 @@ def test_building_the_parser_loads_no_command_module() -> None:
     names = ("diffaug_bench_suite", "diffaug.search", "kornia", "matplotlib")
     result = subprocess.run([sys.executable, "-c", f"NAMES = {names!r}; {code}"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_simclr_cases_build_the_pipelines_they_name() -> None:
+    """SimCLR's two cases: every row runs on a small batch (the pipelines to the crop size, the
+    colour pass alone to the input's), and the goals read the fused jitter's row."""
+    cases = [c for c in suite.default_cases("cpu") if c.tag == "SimCLR"]
+    assert [(c.shape, c.out) for c in cases] == [((64, 3, 256, 256), (224, 224)), ((256, 3, 96, 96), (64, 64))]
+    small = dataclasses.replace(cases[0], batch=2, height=40, width=40, out=(32, 32))
+    rows, notes = small.rows(small, torch.device("cpu"), False)
+    assert notes == [] and len(rows) == 7
+    images = small.make_input(torch.device("cpu"))
+    for row in rows:
+        expected = (2, 3, 40, 40) if row.name.startswith("colour pass") else (2, 3, 32, 32)
+        assert row.fn(images).shape == expected, row.name
+    assert {goal.row for goal in small.goals} == {suite.SIMCLR_FUSED}
+    assert {goal.peer for goal in small.goals} == {suite.K_SIMCLR, suite.TV_SIMCLR}
