@@ -13,7 +13,21 @@ import diffaug.transforms
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # Pages whose ```python blocks are complete programs, run top to bottom in one namespace per page.
-RUNNABLE_PAGES = ["index.md", "getting-started.md", "convention.md", "gpu-training.md", "migration.md", "architecture.md"]
+RUNNABLE_PAGES = [
+    "index.md",
+    "getting-started.md",
+    "convention.md",
+    "gpu-training.md",
+    "migration.md",
+    "architecture.md",
+    "pipelines.md",
+    "antialias.md",
+    "colour.md",
+    "pixel-ops.md",
+    "mixing.md",
+    "containers.md",
+    "policies.md",
+]
 README = DOCS.parent / "README.md"
 
 
