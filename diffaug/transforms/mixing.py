@@ -391,20 +391,6 @@ class MixUp(_Mixing):
         (torch.Size([8, 3, 16, 16]), torch.Size([8, 10]), True)
     """
 
-    def __init__(
-        self,
-        *,
-        alpha: float = 1.0,
-        num_classes: int | None = None,
-        labels_getter: str | Callable[[Any], Any] | None = "default",
-        p: float = 1.0,
-        learnable: bool = False,
-        temperature: float = 0.1,
-    ) -> None:
-        super().__init__(
-            alpha=alpha, num_classes=num_classes, labels_getter=labels_getter, p=p, learnable=learnable, temperature=temperature
-        )
-
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> MixParams:
         """Draw a lambda and a partner per sample (only the images' shape, dtype and device are read)."""
         lam, partner, applied = self._draw(images, generator)
@@ -451,20 +437,6 @@ class CutMix(_Mixing):
         >>> torch.allclose(mixed.mean((1, 2, 3)), soft @ torch.arange(3.0))  # each image is its label's mixture
         True
     """
-
-    def __init__(
-        self,
-        *,
-        alpha: float = 1.0,
-        num_classes: int | None = None,
-        labels_getter: str | Callable[[Any], Any] | None = "default",
-        p: float = 1.0,
-        learnable: bool = False,
-        temperature: float = 0.1,
-    ) -> None:
-        super().__init__(
-            alpha=alpha, num_classes=num_classes, labels_getter=labels_getter, p=p, learnable=learnable, temperature=temperature
-        )
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> MixParams:
         """Draw a lambda, a partner and a box per sample (only the images' shape, dtype and device are read)."""
