@@ -101,8 +101,9 @@ class RandomTransform(nn.Module, metaclass=abc.ABCMeta):
 
     Args:
         p: probability that a sample is transformed; the others get identity parameters.
-        learnable_p: make ``p`` a parameter; draws are then relaxed Bernoulli with
-            ``temperature`` in training mode and hard (straight-through) in eval mode.
+        learnable: make ``p`` a parameter when ``p < 1`` (a fixed ``p = 1`` means "always" and
+            stays fixed); draws are then relaxed Bernoulli with ``temperature`` in training mode
+            and hard (straight-through) in eval mode. The one place of this rule.
         temperature: of the relaxed Bernoulli draw.
 
     Raises:
@@ -120,13 +121,13 @@ class RandomTransform(nn.Module, metaclass=abc.ABCMeta):
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> Any:
         """Per-sample params for ``images`` (only their shape, dtype and device are read)."""
 
-    def __init__(self, p: float = 1.0, learnable_p: bool = False, temperature: float = 0.1) -> None:
+    def __init__(self, p: float = 1.0, learnable: bool = False, temperature: float = 0.1) -> None:
         super().__init__()
         p = _checks.check_probability(p)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.temperature = float(temperature)
-        if learnable_p:
+        if learnable and p < 1.0:
             clipped = min(max(p, 1e-3), 1 - 1e-3)
             self.p_logit: nn.Parameter | None = nn.Parameter(torch.logit(torch.tensor(clipped)))
         else:
@@ -225,7 +226,7 @@ class GeometricTransform(RandomTransform):
         learnable: bool = False,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         self.mode = interpolation_name(interpolation)
         if learnable and self.mode == "nearest":
             raise ValueError(

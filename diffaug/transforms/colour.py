@@ -361,7 +361,7 @@ class ColorJitter(ColourTransform):
         learnable: bool = False,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         self.brightness = _factor_range(brightness, "brightness", learnable)
         self.contrast = _factor_range(contrast, "contrast", learnable)
         self.saturation = _factor_range(saturation, "saturation", learnable)
@@ -472,7 +472,7 @@ class RandomPhotometricDistort(ColourTransform):
         learnable: bool = False,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         self.brightness = _factor_range(_pair(brightness, "brightness"), "brightness", learnable)
         self.contrast = _factor_range(_pair(contrast, "contrast"), "contrast", learnable)
         self.saturation = _factor_range(_pair(saturation, "saturation"), "saturation", learnable)
@@ -578,7 +578,7 @@ class RandomChannelPermutation(ColourTransform):
     """
 
     def __init__(self, *, p: float = 1.0, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
 
     def check_images(self, images: Tensor) -> int:
         return int(images.shape[-3])
@@ -616,7 +616,7 @@ class Grayscale(ColourTransform):
     def __init__(
         self, num_output_channels: int = 1, *, p: float = 1.0, learnable: bool = False, temperature: float = 0.1
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         if num_output_channels not in (1, 3) or isinstance(num_output_channels, bool):
             raise ValueError(f"num_output_channels must be 1 or 3, got {num_output_channels!r}")
         self.num_output_channels = int(num_output_channels)
@@ -714,7 +714,7 @@ class RandomInvert(ColourTransform):
     """
 
     def __init__(self, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
 
     def check_images(self, images: Tensor) -> int:
         return int(images.shape[-3])
@@ -777,7 +777,7 @@ class Normalize(ColourTransform):
         learnable: bool = False,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         means, stds = _numbers(mean, "mean"), _numbers(std, "std")
         if not all(s > 0 and math.isfinite(s) for s in stds):
             raise ValueError(f"std must be positive and finite, got {std!r}")

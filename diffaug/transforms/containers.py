@@ -160,9 +160,9 @@ class ContainerTransform(RandomTransform):
     """
 
     def __init__(
-        self, transforms: Sequence[nn.Module] | nn.ModuleList, p: float = 1.0, learnable_p: bool = False, temperature: float = 0.1
+        self, transforms: Sequence[nn.Module] | nn.ModuleList, p: float = 1.0, learnable: bool = False, temperature: float = 0.1
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable_p, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         self.transforms = nn.ModuleList(_check_transforms(transforms, type(self).__name__))
 
     @abc.abstractmethod
@@ -283,7 +283,7 @@ class RandomApply(ContainerTransform):
         learnable: bool = False,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__(transforms, p=p, learnable_p=learnable, temperature=temperature)
+        super().__init__(transforms, p=p, learnable=learnable, temperature=temperature)
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> ContainerParams:
         """Draw ``applied`` ``(B,)`` and the inner params in sequence (each on the size its input has)."""

@@ -112,7 +112,7 @@ class RandomErasing(RandomTransform):
         learnable: bool = False,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         low, high = _checks.check_range(scale, "scale", low=0.0, high=1.0)
         ratio_low, ratio_high = _checks.check_range(ratio, "ratio", low=0.0, strict_low=True)
         self.value: tuple[float, ...] | None = _erasing_value(value)
@@ -240,7 +240,7 @@ class _Mixing(RandomTransform):
         learnable: bool = False,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not (math.isfinite(alpha) and alpha > 0):
             raise ValueError(f"alpha must be a positive number (the Beta(alpha, alpha) concentration), got {alpha!r}")
         if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1):

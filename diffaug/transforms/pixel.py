@@ -166,7 +166,7 @@ class GaussianBlur(RandomTransform):
         learnable: bool = False,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         self.kernel_size = pixel.check_kernel_size(kernel_size)
         low, high = _sigma_range(sigma, "sigma", allow_zero=False)
         self.sigma = Range((low, high), domain=(0.0, max(10.0, 2.0 * high)), learnable=learnable)
@@ -223,7 +223,7 @@ class GaussianNoise(RandomTransform):
         learnable: bool = False,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         if not isinstance(mean, (int, float)) or isinstance(mean, bool) or not math.isfinite(mean):
             raise TypeError(f"mean must be a finite number, got {mean!r}")
         if not isinstance(clip, bool):
@@ -271,7 +271,7 @@ class RandomPosterize(RandomTransform):
     """
 
     def __init__(self, bits: int, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         pixel.posterize(torch.zeros(1, 1, 1, dtype=torch.uint8), bits)  # the functional's checks of bits
         self.bits = bits
 
@@ -313,7 +313,7 @@ class RandomSolarize(RandomTransform):
     """
 
     def __init__(self, threshold: float, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not math.isfinite(threshold):
             raise TypeError(f"threshold must be a number, got {threshold!r}")
         if threshold < 0:
@@ -369,7 +369,7 @@ class RandomAdjustSharpness(RandomTransform):
     """
 
     def __init__(self, sharpness_factor: float, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
         if not isinstance(sharpness_factor, (int, float)) or isinstance(sharpness_factor, bool):
             raise TypeError(f"sharpness_factor must be a number, got {sharpness_factor!r}")
         if not 0 <= sharpness_factor < math.inf:
@@ -409,7 +409,7 @@ class RandomAutocontrast(RandomTransform):
     """
 
     def __init__(self, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> PixelParams:
         """``applied`` per sample."""
@@ -440,7 +440,7 @@ class RandomEqualize(RandomTransform):
     """
 
     def __init__(self, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable_p=learnable and p < 1.0, temperature=temperature)
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> PixelParams:
         """``applied`` per sample."""
