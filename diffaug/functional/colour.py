@@ -61,7 +61,7 @@ def value_range(dtype: torch.dtype) -> float:
     Raises:
         TypeError: ``dtype`` is neither floating point nor ``uint8``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> value_range(torch.uint8), value_range(torch.bfloat16)
         (255.0, 1.0)
@@ -79,7 +79,7 @@ def check_colour_channels(images: Tensor, name: str = "images") -> int:
     Raises:
         TypeError: images with another number of channels (the error torchvision raises).
 
-    Example:
+    Examples:
         >>> import torch
         >>> check_colour_channels(torch.rand(2, 3, 4, 4))
         3
@@ -109,7 +109,7 @@ def _with_offset(linear: Tensor, offset: Tensor | None = None) -> Tensor:
 def colour_identity(batch: int, channels: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
     """``(B, C, C + 1)``: the colour matrix that changes nothing.
 
-    Example:
+    Examples:
         >>> colour_identity(1, 3)[0]
         tensor([[1., 0., 0., 0.],
                 [0., 1., 0., 0.],
@@ -127,7 +127,7 @@ def _diagonal(factor: Tensor, channels: int) -> Tensor:
 def brightness_matrix(factor: Tensor, channels: int = 3) -> Tensor:
     """``(B, C, C + 1)``: multiply every channel by ``factor`` ``(B,)`` (torchvision's ``adjust_brightness``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> brightness_matrix(torch.tensor([2.0]), channels=1)
         tensor([[[2., 0.]]])
@@ -141,7 +141,7 @@ def contrast_matrix(factor: Tensor, channels: int = 3) -> Tensor:
     The mean of the grey image is ``w . mean(x)``, linear in the image, so contrast is a colour
     matrix with a mean part ``M = (1 - c) 1 w^T`` (torchvision's ``adjust_contrast``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> m = contrast_matrix(torch.tensor([0.0]))  # factor 0: every pixel becomes the grey mean
         >>> images = torch.rand(1, 3, 4, 4)
@@ -158,7 +158,7 @@ def contrast_matrix(factor: Tensor, channels: int = 3) -> Tensor:
 def saturation_matrix(factor: Tensor, channels: int = 3) -> Tensor:
     """``(B, C, C + 1)``: blend each pixel with its grey, ``s x + (1 - s) grey(x)``; identity for one channel.
 
-    Example:
+    Examples:
         >>> import torch
         >>> m = saturation_matrix(torch.tensor([0.0]))  # factor 0: grey
         >>> m[0, :, :3]
@@ -180,7 +180,7 @@ def hue_matrix(factor: Tensor, channels: int = 3) -> Tensor:
     keeps ``R + G + B`` rather than HSV's value and saturation; ``docs/colour.md`` measures the
     difference.
 
-    Example:
+    Examples:
         >>> import torch
         >>> m = hue_matrix(torch.tensor([1 / 3]))  # a third of a turn: red -> green -> blue -> red
         >>> torch.allclose(m[0, :, :3], torch.tensor([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]]), atol=1e-6)
@@ -208,7 +208,7 @@ def grayscale_matrix(batch: int, channels: int, num_output_channels: int = 1, li
     Raises:
         ValueError: ``num_output_channels`` not 1 or 3.
 
-    Example:
+    Examples:
         >>> grayscale_matrix(1, 3)
         tensor([[[0.2989, 0.5870, 0.1140, 0.0000]]])
     """
@@ -222,7 +222,7 @@ def grayscale_matrix(batch: int, channels: int, num_output_channels: int = 1, li
 def invert_matrix(batch: int, channels: int, like: Tensor | None = None) -> Tensor:
     """``(B, C, C + 1)``: ``1 - x`` in unit range (``255 - x`` for ``uint8``), torchvision's ``invert``.
 
-    Example:
+    Examples:
         >>> invert_matrix(1, 1)
         tensor([[[-1.,  1.]]])
     """
@@ -237,7 +237,7 @@ def permutation_matrix(permutation: Tensor, dtype: torch.dtype = torch.float32) 
     Args:
         permutation: ``(B, C)`` integer, a permutation of ``0 .. C-1`` per sample.
 
-    Example:
+    Examples:
         >>> import torch
         >>> permutation_matrix(torch.tensor([[2, 0, 1]]))[0, :, :3]
         tensor([[0., 0., 1.],
@@ -257,7 +257,7 @@ def normalize_matrix(mean: Tensor, std: Tensor, batch: int) -> Tensor:
     Args:
         mean, std: ``(C,)`` (or ``(1,)`` for every channel), ``std > 0``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> normalize_matrix(torch.tensor([0.5]), torch.tensor([0.25]), batch=1)
         tensor([[[ 4., -2.]]])
@@ -293,7 +293,7 @@ def compose_colour(first: Tensor, second: Tensor, channels: int) -> Tensor:
     Returns:
         ``(B, C_2, C_0 + 1)``, or the mean form ``(B, C_2, 2 C_0 + 1)`` if either has a mean part.
 
-    Example:
+    Examples:
         >>> import torch
         >>> brighter, inverted = brightness_matrix(torch.tensor([2.0]), 1), invert_matrix(1, 1)
         >>> compose_colour(brighter, inverted, channels=1)  # 1 - 2 x
@@ -349,7 +349,7 @@ def apply_colour(
     Raises:
         ValueError: the matrix does not fit the images (batch, channels).
 
-    Example:
+    Examples:
         >>> import torch
         >>> images = torch.tensor([[[[0, 100, 255]]]], dtype=torch.uint8)  # (1, 1, 1, 3)
         >>> apply_colour(images, invert_matrix(1, 1))
@@ -407,7 +407,7 @@ def rgb_to_hsv(images: Tensor) -> Tensor:
     Grey pixels (max == min) get hue 0 and saturation 0; black gets saturation 0. Where two
     channels share the maximum, red wins over green over blue, as in PIL.
 
-    Example:
+    Examples:
         >>> import torch
         >>> rgb_to_hsv(torch.tensor([0.0, 1.0, 0.0])[:, None, None]).flatten()  # green: hue 1/3
         tensor([0.3333, 1.0000, 1.0000])
@@ -436,7 +436,7 @@ def hsv_to_rgb(images: Tensor) -> Tensor:
     ``k = (n + 6 H) mod 6`` and ``n = 5, 3, 1`` for R, G, B: differentiable in all three inputs
     almost everywhere.
 
-    Example:
+    Examples:
         >>> import torch
         >>> hsv_to_rgb(torch.tensor([1 / 3, 1.0, 1.0])[:, None, None]).flatten()
         tensor([0., 1., 0.])
@@ -463,7 +463,7 @@ def adjust_hue(images: Tensor, factor: Tensor, *, out: Tensor | None = None) -> 
     Returns:
         images of the same shape and dtype (``uint8`` converted back as torchvision's ``to_dtype(scale=True)``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> red = torch.tensor([1.0, 0.0, 0.0])[None, :, None, None]
         >>> adjust_hue(red, torch.tensor([1 / 3])).flatten()  # red -> green

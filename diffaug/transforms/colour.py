@@ -70,7 +70,7 @@ class ColourParams:
             ``ToDtype``): a clamp before it can be carried through it (``Compose`` fuses across it).
         needs_float: the step refuses integer images (``Normalize``, as torchvision).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> params = da.RandomInvert(p=1.0).make_params(torch.rand(2, 1, 4, 4))
         >>> params.colour[0], params.applied
@@ -103,7 +103,7 @@ class JitterParams(ColourParams):
         op_applied: ``(B, 5)`` ``RandomPhotometricDistort``: whether each sample gets brightness,
             contrast, saturation, hue and the permutation.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> params = da.ColorJitter(brightness=(1.3, 1.3)).make_params(torch.rand(2, 3, 4, 4))
         >>> params.brightness, params.order.shape
@@ -127,7 +127,7 @@ class ColourTransform(RandomTransform):
     pass (:func:`diffaug.functional.apply_colour`). The images' channels must be 1 or 3 unless a
     subclass says otherwise.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> t = da.RandomInvert(p=0.5)
         >>> images = torch.rand(4, 3, 8, 8)
@@ -337,7 +337,7 @@ class ColorJitter(ColourTransform):
         ValueError: a negative number, a reversed range, factors below 0, hue outside
             ``[-0.5, 0.5]``; images with other than 1 or 3 channels (TypeError, as torchvision).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> jitter = da.ColorJitter(0.4, 0.4, 0.4, 0.1)
         >>> images = torch.rand(8, 3, 16, 16)
@@ -452,7 +452,7 @@ class RandomPhotometricDistort(ColourTransform):
         learnable: keyword-only: make the ranges and ``p`` trainable.
         temperature: keyword-only: of the relaxed probability draws (learnable ``p``).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> distort = da.RandomPhotometricDistort()
         >>> params = distort.make_params(torch.rand(4, 3, 8, 8))
@@ -569,7 +569,7 @@ class RandomChannelPermutation(ColourTransform):
         learnable: keyword-only: make ``p`` trainable (when ``p < 1``).
         temperature: keyword-only: of the relaxed probability draw.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.arange(3.0).view(1, 3, 1, 1).expand(4, 3, 2, 2)
         >>> out = da.RandomChannelPermutation()(images)
@@ -607,7 +607,7 @@ class Grayscale(ColourTransform):
     Raises:
         ValueError: ``num_output_channels`` not 1 or 3.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> da.Grayscale()(torch.rand(2, 3, 4, 4)).shape
         torch.Size([2, 1, 4, 4])
@@ -647,7 +647,7 @@ class RandomGrayscale(Grayscale):
         p: probability per sample (torchvision's default 0.1).
         learnable, temperature: keyword-only: learnable ``p`` and its relaxation.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> out = da.RandomGrayscale(p=1.0)(torch.rand(2, 3, 4, 4))
         >>> out.shape, torch.allclose(out[:, 0], out[:, 2])
@@ -667,7 +667,7 @@ class RGB(ColourTransform):
     Args:
         p: keyword-only, 1 (a batch has one channel count; the argument exists for uniformity).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> da.RGB()(torch.rand(2, 1, 4, 4)).shape
         torch.Size([2, 3, 4, 4])
@@ -706,7 +706,7 @@ class RandomInvert(ColourTransform):
         p: probability per sample (torchvision's default 0.5).
         learnable, temperature: keyword-only: learnable ``p`` and its relaxation.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> images = torch.tensor([[[[0, 55, 255]]]], dtype=torch.uint8)
         >>> da.RandomInvert(p=1.0)(images)
@@ -757,7 +757,7 @@ class Normalize(ColourTransform):
         ValueError: ``std <= 0``; mean and std of different lengths; a channel count that
             differs from the images'.
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> norm = da.Normalize(mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])
         >>> norm(torch.full((1, 3, 2, 2), 0.75))[0, :, 0, 0]
@@ -830,7 +830,7 @@ class ToDtype(ColourTransform):
         TypeError: ``dtype`` not a floating point ``torch.dtype`` or ``torch.uint8`` (a dict, as
             torchvision takes for ``tv_tensors``, is not supported).
 
-    Example:
+    Examples:
         >>> import torch, diffaug as da
         >>> da.ToDtype(torch.float32, scale=True)(torch.tensor([[[0, 51, 255]]], dtype=torch.uint8))
         tensor([[[0.0000, 0.2000, 1.0000]]])
