@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -116,12 +117,26 @@ def _clear_stale_lock(build_directory: Path) -> None:
         pass
 
 
+def _build_directory(name: str) -> Path:
+    """Where the kernel named ``name`` is built: ``$TORCH_EXTENSIONS_DIR`` (else the user's cache) / python tag / name.
+
+    The Python tag keeps interpreters with other ABIs apart; the name already holds the source,
+    the flags and the torch version.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(cache, "torch_extensions")
+    python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}_cpu"
+    directory = Path(root) / python / name
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
 def _build() -> ModuleType | None:
     try:
         cpp_extension = _cpp_extension()
         source = _SOURCE.read_bytes()
         name = build_name(source, _CFLAGS + _LDFLAGS, torch.__version__)
-        build_directory = Path(cpp_extension._get_build_directory(name, verbose=False))
+        build_directory = _build_directory(name)
         _clear_stale_lock(build_directory)
         # Compile a copy kept in the build directory: the build then names the same file whichever
         # checkout asks for it (ninja would rebuild for a source at another path), and a name is
