@@ -127,7 +127,7 @@ class SearchConfig:
         ValueError, TypeError: no target, a target outside its domain, colour targets with a rotation,
             non-positive sizes or steps, an unknown matcher.
 
-    Example:
+    Examples:
         >>> SearchConfig(target_scale=(0.2, 0.5)).steps
         200
         >>> SearchConfig(target_scale=(0.5, 0.2))
@@ -203,7 +203,7 @@ def texture_bank(count: int, size: int, period: float = 6.0, generator: torch.Ge
     the Fourier domain, so it tiles seamlessly); channel 1 a horizontal sine grating of period
     ``period`` with a random phase. Both have zero mean and unit variance.
 
-    Example:
+    Examples:
         >>> bank = texture_bank(2, 32, generator=torch.Generator().manual_seed(0))
         >>> bank.shape, round(float(bank[:, 0].std()), 1)
         (torch.Size([2, 2, 32, 32]), 1.0)
@@ -228,7 +228,7 @@ def features(images: Tensor) -> Tensor:
     constant) and the doubled orientation of the structure tensor as ``(cos 2a, sin 2a)``,
     continuous in the angle ``a``. Differentiable.
 
-    Example:
+    Examples:
         >>> features(torch.rand(4, 2, 16, 16)).shape
         torch.Size([4, 2, 5])
     """
@@ -251,7 +251,7 @@ def colour_bank(texture: Tensor, generator: torch.Generator | None = None) -> Te
     direction of zero grey (``GRAY_WEIGHTS . tint = 0``), so its grey is the textured grey exactly.
     Every pixel of every allowed ``ColorJitter`` target (factors up to 2) stays inside ``(0, 1)``.
 
-    Example:
+    Examples:
         >>> texture = texture_bank(2, 16, generator=torch.Generator().manual_seed(0))
         >>> images = colour_bank(texture, torch.Generator().manual_seed(1))
         >>> images.shape, 0.1 < float(images.min()) and float(images.max()) < 0.4
@@ -279,7 +279,7 @@ def colour_features(images: Tensor) -> Tensor:
     contrast ``c`` keeps ``m`` and multiplies ``s`` and ``q``; saturation ``k`` multiplies ``q``
     only: the columns move by ``log b``, ``log c``, ``log k`` and ``log c + log k``. Differentiable.
 
-    Example:
+    Examples:
         >>> import diffaug as da
         >>> images = 0.3 + 0.05 * torch.rand(4, 3, 16, 16)
         >>> shift = colour_features(da.ColorJitter(brightness=(1.5, 1.5))(images)) - colour_features(images)
@@ -308,7 +308,7 @@ class QuantileMatcher:
     loss adds ``Var(a)``, a term that favours narrower ranges). Measured on the crop-scale search
     it was the worse choice (higher variance; see the documentation), hence off by default.
 
-    Example:
+    Examples:
         >>> target = torch.randn(1000, 2)
         >>> m = QuantileMatcher(target, 200, generator=torch.Generator().manual_seed(0))
         >>> float(m(torch.randn(200, 2))) < float(m(torch.randn(200, 2) + 1.0))
@@ -344,7 +344,7 @@ class MMDMatcher:
     The targets are subsampled to the batch size each call (with ``generator``); bandwidths
     1, 2 and 4 (in units of the features' standard deviation) are summed.
 
-    Example:
+    Examples:
         >>> target = torch.randn(1000, 2)
         >>> m = MMDMatcher(target, 200, generator=torch.Generator().manual_seed(0))
         >>> float(m(torch.randn(200, 2))) < float(m(torch.randn(200, 2) + 1.0))
@@ -502,7 +502,7 @@ def _anderson_darling(sample: Tensor, reference: Tensor) -> Tensor:
     CDF difference in the tails as much as one in the middle, and its sampling floor (about
     ``1 / n`` per column) does not depend on how thin a tail is.
 
-    Example:
+    Examples:
         >>> reference = torch.rand(4000, 1).T.sort(dim=1).values
         >>> same, narrower = torch.rand(1000, 1), 0.9 * torch.rand(1000, 1)
         >>> float(_anderson_darling(same, reference)) < float(_anderson_darling(narrower, reference))
@@ -606,7 +606,7 @@ def _plateau_choice(grid: list[float], scores: list[float], tolerance: float, cu
     phase's, which is precise there) is kept, else the middle of the run is the steadier choice.
     Where the score is sharp the run is the minimum alone.
 
-    Example:
+    Examples:
         >>> _plateau_choice([0.8, 0.9, 1.0], [5.0, 1.05, 1.0], 0.1, current=0.7)
         0.95
         >>> _plateau_choice([0.8, 0.9, 1.0], [5.0, 1.05, 1.0], 0.1, current=0.93)
@@ -631,7 +631,7 @@ def search(config: SearchConfig, progress: bool = False) -> dict[str, object]:
     ``[low, high]`` per step; ``"learned"`` is the average over the last ``average`` fraction of
     the steps (iterate averaging removes most of the last steps' noise).
 
-    Example:
+    Examples:
         >>> small = dict(steps=2, batch=8, targets=16, size=16, source_size=16, sources=2)
         >>> cfg = SearchConfig(target_scale=(0.3, 0.6), target_degrees=20, **small)
         >>> result = search(cfg)
