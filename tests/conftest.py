@@ -2,8 +2,11 @@
 
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+from diffaug import functional as daf
 
 settings.register_profile(
     "ci",
@@ -17,3 +20,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Tests run two workers on two cores; more threads per worker only fight each other.
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts calls of the real diffaug.functional.apply_colour (the one colour pass), made by any caller."""
+    calls: list[int] = []
+    real = daf.apply_colour
+
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(daf, "apply_colour", counting)
+    return calls

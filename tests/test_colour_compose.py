@@ -6,22 +6,7 @@ import pytest
 import torch
 
 import diffaug as da
-from diffaug import functional as daf
 from tests._counting import CountGridSample
-
-
-@pytest.fixture
-def passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of the real diffaug.functional.apply_colour (the one colour pass), made by any caller."""
-    calls: list[int] = []
-    real = daf.apply_colour
-
-    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(daf, "apply_colour", counting)
-    return calls
 
 
 def _images(dtype: torch.dtype = torch.float32, batch: int = 6) -> torch.Tensor:

@@ -19,20 +19,6 @@ from tests._counting import CountGridSample
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
-@pytest.fixture
-def passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of the real diffaug.functional.apply_colour (the one colour pass), made by any caller."""
-    calls: list[int] = []
-    real = daf.apply_colour
-
-    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(daf, "apply_colour", counting)
-    return calls
-
-
 def _images(batch: int = 8, size: int = 12, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     return torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(1), dtype=dtype)
 

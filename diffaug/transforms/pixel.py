@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -392,7 +392,30 @@ class RandomAdjustSharpness(RandomTransform):
         return _select(self, images, pixel.adjust_sharpness(images, factor), params.applied)
 
 
-class RandomAutocontrast(RandomTransform):
+class _StraightThroughOp(RandomTransform):
+    """An operation without a useful derivative, applied per sample with probability ``p``.
+
+    The forward pass is the exact operation ``op``; the backward pass sends the output's gradient
+    straight through to the images (Faster AutoAugment's estimator).
+    """
+
+    op: Callable[[Tensor], Tensor]
+
+    def __init__(self, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
+        super().__init__(p=p, learnable=learnable, temperature=temperature)
+
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> PixelParams:
+        """``applied`` per sample."""
+        return _draw(self, images, generator, None)
+
+    def transform(self, images: Tensor, params: PixelParams) -> Tensor:
+        """The operation on the applied samples (pure)."""
+        _check_params(images, params)
+        out = _straight_through(images, self.op(images))
+        return _select(self, images, out, params.applied)
+
+
+class RandomAutocontrast(_StraightThroughOp):
     """Stretch each channel to the full range with probability ``p``: torchvision's ``RandomAutocontrast(p=0.5)``.
 
     The output's gradient passes straight through to the images. Images with 1 or 3 channels.
@@ -408,21 +431,10 @@ class RandomAutocontrast(RandomTransform):
         tensor([[[[0.0000, 0.5000, 1.0000]]]])
     """
 
-    def __init__(self, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable=learnable, temperature=temperature)
-
-    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> PixelParams:
-        """``applied`` per sample."""
-        return _draw(self, images, generator, None)
-
-    def transform(self, images: Tensor, params: PixelParams) -> Tensor:
-        """Autocontrast the applied samples (pure)."""
-        _check_params(images, params)
-        out = _straight_through(images, pixel.autocontrast(images))
-        return _select(self, images, out, params.applied)
+    op = staticmethod(pixel.autocontrast)
 
 
-class RandomEqualize(RandomTransform):
+class RandomEqualize(_StraightThroughOp):
     """Equalize each channel's histogram with probability ``p``: torchvision's ``RandomEqualize(p=0.5)``.
 
     The output's gradient passes straight through to the images.
@@ -439,15 +451,4 @@ class RandomEqualize(RandomTransform):
         255
     """
 
-    def __init__(self, p: float = 0.5, *, learnable: bool = False, temperature: float = 0.1) -> None:
-        super().__init__(p=p, learnable=learnable, temperature=temperature)
-
-    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> PixelParams:
-        """``applied`` per sample."""
-        return _draw(self, images, generator, None)
-
-    def transform(self, images: Tensor, params: PixelParams) -> Tensor:
-        """Equalize the applied samples (pure)."""
-        _check_params(images, params)
-        out = _straight_through(images, pixel.equalize(images))
-        return _select(self, images, out, params.applied)
+    op = staticmethod(pixel.equalize)
