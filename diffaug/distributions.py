@@ -26,7 +26,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Range", "uniform", "relaxed_bernoulli", "relaxed_one_hot"]
+__all__ = [
+    "Range",
+    "uniform",
+    "normal",
+    "integers",
+    "log_gamma",
+    "beta",
+    "dirichlet",
+    "relaxed_bernoulli",
+    "relaxed_one_hot",
+    "straight_through",
+]
 
 _EDGE = 1e-3
 
@@ -276,7 +287,24 @@ def relaxed_one_hot(logits: Tensor, noise: Tensor, temperature: float, hard: boo
         return soft
     # A comparison, not F.one_hot, which reads the indices to check their range (a host read).
     hard_value = (soft.argmax(-1, keepdim=True) == torch.arange(soft.shape[-1], device=soft.device)).to(soft.dtype)
-    return _StraightThrough.apply(soft, hard_value)
+    return straight_through(soft, hard_value)
+
+
+def straight_through(soft: Tensor, hard: Tensor) -> Tensor:
+    """``hard`` forward, exactly; the output's gradient into ``soft`` backward (Faster AutoAugment's estimator).
+
+    For an operation without a useful derivative (posterize, equalize, a hard choice), ``soft`` is
+    its input and ``hard`` its exact output. Integer ``soft`` carries no gradient: ``hard`` is returned.
+
+    Examples:
+        >>> soft = torch.tensor([0.2, 0.7], requires_grad=True)
+        >>> out = straight_through(soft, soft.detach().round())
+        >>> out.tolist(), torch.autograd.grad(out.sum(), soft)[0].tolist()
+        ([0.0, 1.0], [1.0, 1.0])
+    """
+    if not soft.is_floating_point():
+        return hard
+    return _StraightThrough.apply(soft, hard)
 
 
 class _StraightThrough(torch.autograd.Function):

@@ -101,13 +101,6 @@ def _check_params(images: Tensor, params: PixelParams) -> Tensor:
     return images
 
 
-def _straight_through(images: Tensor, exact: Tensor) -> Tensor:
-    """``exact`` forward, the output's gradient straight to ``images`` backward (Faster AutoAugment's estimator)."""
-    if not images.is_floating_point():
-        return exact
-    return distributions._StraightThrough.apply(images, exact)
-
-
 def _select(module: RandomTransform, images: Tensor, out: Tensor, applied: Tensor) -> Tensor:
     """Per sample, the operation's output where applied and the input elsewhere (no host read)."""
     if module.always:
@@ -282,7 +275,7 @@ class RandomPosterize(RandomTransform):
     def transform(self, images: Tensor, params: PixelParams) -> Tensor:
         """Posterize the applied samples (pure)."""
         _check_params(images, params)
-        out = _straight_through(images, pixel.posterize(images, self.bits))
+        out = distributions.straight_through(images, pixel.posterize(images, self.bits))
         return _select(self, images, out, params.applied)
 
 
@@ -411,7 +404,7 @@ class _StraightThroughOp(RandomTransform):
     def transform(self, images: Tensor, params: PixelParams) -> Tensor:
         """The operation on the applied samples (pure)."""
         _check_params(images, params)
-        out = _straight_through(images, self.op(images))
+        out = distributions.straight_through(images, self.op(images))
         return _select(self, images, out, params.applied)
 
 

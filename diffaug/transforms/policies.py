@@ -54,7 +54,6 @@ from diffaug.functional import _checks, pixel
 from diffaug.functional import colour as _colour
 from diffaug.transforms.base import RandomTransform, batch_shape, interpolation_name
 from diffaug.transforms.geometric import affine_matrix
-from diffaug.transforms.pixel import _straight_through
 
 __all__ = [
     "OPERATIONS",
@@ -488,7 +487,7 @@ class PolicyTransform(RandomTransform):
             assert values.matrix is not None
             return self._colour(images, op, values.matrix)
         if stage == _POSTERIZE:
-            out = _straight_through(images, pixel.posterize(images, values.bits))
+            out = distributions.straight_through(images, pixel.posterize(images, values.bits))
             # Float posterize at 8 bits still floors to 256 levels: keep the other samples as they are.
             chosen = (op == _ID["Posterize"]).view(-1, 1, 1, 1)
             return out if images.dtype == torch.uint8 or not select else torch.where(chosen, out, images)
@@ -497,7 +496,7 @@ class PolicyTransform(RandomTransform):
         if stage == _SHARPNESS:
             return pixel.adjust_sharpness(images, values.factor)
         # Equalize: computed for the stage's samples, kept only where chosen.
-        out = _straight_through(images, pixel.equalize(images))
+        out = distributions.straight_through(images, pixel.equalize(images))
         return torch.where((op == _ID["Equalize"]).view(-1, 1, 1, 1), out, images) if select else out
 
     def _geometric(self, images: Tensor, op: Tensor, theta: Tensor, select: bool) -> Tensor:
