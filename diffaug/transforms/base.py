@@ -88,8 +88,8 @@ def batch_shape(images: Tensor) -> tuple[int, int, int]:
 
 
 def param_dtype(images: Tensor) -> torch.dtype:
-    """Parameters are drawn in float64 for float64 images (gradcheck), float32 otherwise."""
-    return torch.float64 if images.dtype == torch.float64 else torch.float32
+    """Parameters are drawn in the dtype the images are sampled in: float64 for float64 images (gradcheck), else float32."""
+    return daf.compute_dtype(images.dtype)
 
 
 class RandomTransform(nn.Module, metaclass=abc.ABCMeta):
