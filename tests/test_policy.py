@@ -85,7 +85,7 @@ def test_export_and_sample_policy_have_no_parameters_and_keep_values() -> None:
         rotate = policy.subpolicies[0][0].ops[1]
         rotate.degrees.raw.copy_(torch.tensor([-12.0, 1.0]))
     low, high = (float(v.detach()) for v in rotate.degrees.bounds())
-    plain = policy.export()
+    plain = policy.export(mode="argmax")
     assert list(plain.parameters()) == []
     first = plain.describe()[0][0]
     assert len(first) == 1 and first[0]["op"] == "rotate"
