@@ -66,7 +66,7 @@ from diffaug.transforms import targets as target_layer
 from diffaug.transforms.base import GeometricTransform, Params, RandomTransform, batch_shape, param_dtype, stand_in
 from diffaug.transforms.colour import ColourTransform, _mean_form
 
-__all__ = ["Policy", "PolicyParams", "Stage", "all_ops", "default_ops", "freeze", "op_kind"]
+__all__ = ["Policy", "LearnablePolicyParams", "Stage", "all_ops", "default_ops", "freeze", "op_kind"]
 
 OpFactory = Callable[[], RandomTransform]
 
@@ -334,7 +334,7 @@ def mix_colours(weights: Tensor, colours: Sequence[Tensor | None], kinds: Sequen
 
 
 @dataclasses.dataclass
-class PolicyParams:
+class LearnablePolicyParams:
     """Per-call parameters of a :class:`Policy`.
 
     Attributes:
@@ -448,7 +448,7 @@ class Policy(GeometricTransform):
         """The kinds of operation among the candidates."""
         return {kind for stages in self.stages() for stage in stages for kind in stage.kinds}
 
-    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> PolicyParams:
+    def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> LearnablePolicyParams:
         batch, height, width = batch_shape(images)
         dtype = param_dtype(images)
         size = self.size or (height, width)
@@ -482,7 +482,7 @@ class Policy(GeometricTransform):
         theta = pipeline_theta(thetas)
         only_geometric = all(c is None for c in colours)
         applied = torch.ones(batch, device=images.device, dtype=dtype)
-        return PolicyParams(
+        return LearnablePolicyParams(
             theta if only_geometric else None,
             daf.to_square(theta),
             size,
@@ -494,11 +494,11 @@ class Policy(GeometricTransform):
             clamps,
         )
 
-    def transform(self, images: Tensor, params: PolicyParams) -> Tensor:  # type: ignore[override]
+    def transform(self, images: Tensor, params: LearnablePolicyParams) -> Tensor:  # type: ignore[override]
         """Apply ``params`` (pure): one warp, then each stage's colour pass and pixel candidates."""
         _checks.check_images(images)
-        if not isinstance(params, PolicyParams):
-            raise TypeError(f"params must be the PolicyParams of this policy's make_params, got {type(params).__name__}")
+        if not isinstance(params, LearnablePolicyParams):
+            raise TypeError(f"params must be the LearnablePolicyParams of this policy's make_params, got {type(params).__name__}")
         if type(images) is not Tensor:
             return target_layer.wrap_like(self.transform(target_layer.as_plain(images), params), images)
         if images.ndim == 3:
@@ -659,7 +659,7 @@ def _thetas(steps: Sequence[Any], kinds: Sequence[str]) -> list[Tensor | None]:
 
 
 def _candidates(stages: Sequence[Stage]) -> list[tuple[Any, str]]:
-    """``(op, kind)`` of every candidate of ``stages``, in the order of :attr:`PolicyParams.steps`."""
+    """``(op, kind)`` of every candidate of ``stages``, in the order of :attr:`LearnablePolicyParams.steps`."""
     return [(op, kind) for stage in stages for op, kind in zip(stage.ops, stage.kinds, strict=True)]
 
 
