@@ -346,9 +346,10 @@ class LearnablePolicyParams:
         weights: per stage position, ``(B, K n)``: each sample's weight of each (sub-policy, op),
             sub-policies outer (zero outside the sample's sub-policy).
         steps: per stage position, the params of each (sub-policy, op), in the same order.
-        colour: per stage position, ``(B, C, C + 1)`` or the mean form: the mixed colour matrix
-            (:func:`mix_colours`), ``None`` without photometric candidates.
-        clamp: per stage position, whether the stage clamps to ``[0, 1]``.
+        colours: per stage position, ``(B, C, C + 1)`` or the mean form: the mixed colour matrix
+            (:func:`mix_colours`), ``None`` without photometric candidates. (Not ``colour``: that
+            name marks a one-pass colour step for :class:`diffaug.Compose`.)
+        clamps: per stage position, whether the stage clamps to ``[0, 1]``.
 
     Examples:
         >>> import torch
@@ -364,8 +365,8 @@ class LearnablePolicyParams:
     applied: Tensor
     weights: list[Tensor]
     steps: list[list[Any]]
-    colour: list[Tensor | None]
-    clamp: list[bool]
+    colours: list[Tensor | None]
+    clamps: list[bool]
     batch_index: Tensor | None = None
 
 
@@ -503,20 +504,20 @@ class Policy(GeometricTransform):
             return target_layer.wrap_like(self.transform(target_layer.as_plain(images), params), images)
         if images.ndim == 3:
             return self.transform(images.unsqueeze(0), params).squeeze(0)
-        photometric = any(c is not None for c in params.colour)
+        photometric = any(c is not None for c in params.colours)
         if photometric and not images.is_floating_point():
             raise TypeError(f"a policy with colour or pixel candidates needs floating point images, got {images.dtype}")
         warp = Params(daf.to_theta(params.matrix), params.size, params.in_size, params.applied)
         out = images
         if GEOMETRIC in self.kinds() or tuple(params.size) != tuple(images.shape[-2:]):
             out = super().transform(images, warp)
-        for position, colour in enumerate(params.colour):
+        for position, colour in enumerate(params.colours):
             if colour is None:
                 continue
             column = [row[position] for row in self.stages()]
             pixel_ops = [(index, op) for index, (op, kind) in enumerate(_candidates(column)) if kind == PIXEL]
             out = _photometric_stage(
-                out, params.weights[position], colour, pixel_ops, params.steps[position], params.clamp[position]
+                out, params.weights[position], colour, pixel_ops, params.steps[position], params.clamps[position]
             )
         return out
 
