@@ -92,6 +92,38 @@ def param_dtype(images: Tensor) -> torch.dtype:
     return daf.compute_dtype(images.dtype)
 
 
+def where_applied(applied: Tensor, value: Tensor, identity: Tensor | float) -> Tensor:
+    """Per sample, ``value`` where applied and ``identity`` where not: the one law for samples a transform skips.
+
+    ``applied`` is ``(B,)`` in ``[0, 1]``; ``value`` ``(B, ...)`` (a parameter, a box, a ``theta``, a
+    colour matrix) and ``identity`` (a number or a tensor that broadcasts to it) are what a sample
+    gets when applied and when not. The result is ``applied * value + (1 - applied) * identity``:
+    exactly ``value`` at 1 and exactly ``identity`` at 0; a relaxed (fractional) draw mixes the two,
+    which is how a learnable ``p`` gets its gradient. Parameters are mixed, never images.
+
+    Examples:
+        >>> import torch
+        >>> where_applied(torch.tensor([1.0, 0.0, 0.25]), torch.tensor([3.0, 3.0, 3.0]), 1.0)
+        tensor([3.0000, 1.0000, 1.5000])
+    """
+    weight = applied.reshape(-1, *(1,) * (value.ndim - 1))
+    return weight * value + (1 - weight) * identity
+
+
+def replayable(module: nn.Module) -> bool:
+    """Whether ``module`` follows diffaug's protocol (``make_params`` and ``transform``), so its params can be replayed.
+
+    Examples:
+        >>> import diffaug as da
+        >>> from torchvision.transforms import v2
+        >>> replayable(da.RandomHorizontalFlip()), replayable(v2.RandomHorizontalFlip())
+        (True, False)
+    """
+    if type(module).__module__.startswith("torchvision."):
+        return False  # torchvision's make_params/transform take other arguments
+    return callable(getattr(module, "make_params", None)) and callable(getattr(module, "transform", None))
+
+
 class RandomTransform(nn.Module, metaclass=abc.ABCMeta):
     """Base of every diffaug transform: a per-sample probability ``p``, fixed or learnable.
 

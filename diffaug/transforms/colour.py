@@ -33,7 +33,7 @@ from diffaug.distributions import Range
 from diffaug.functional import _checks
 from diffaug.functional import _constants as _const
 from diffaug.functional import colour as _colour
-from diffaug.transforms.base import RandomTransform, batch_shape, param_dtype
+from diffaug.transforms.base import RandomTransform, batch_shape, param_dtype, where_applied
 
 __all__ = [
     "ColourParams",
@@ -172,12 +172,6 @@ class ColourTransform(RandomTransform):
         return batch, channels, applied
 
 
-def _select(applied: Tensor, matrix: Tensor, identity: Tensor) -> Tensor:
-    """Per sample: ``matrix`` where applied, ``identity`` where not (a relaxed ``applied`` mixes the matrices)."""
-    weight = applied[:, None, None]
-    return weight * matrix + (1 - weight) * identity
-
-
 # ---------------------------------------------------------------------------------------------- jitter
 def _factor_range(value: object, name: str, learnable: bool) -> Range | None:
     """torchvision's ``ColorJitter._check_input`` for brightness, contrast and saturation, as a :class:`Range`."""
@@ -216,8 +210,7 @@ def _draw(range_: Range | None, noise: Tensor, applied: Tensor, identity: float)
     """Factors from ``range_`` (``None`` if there is none); ``identity`` where a sample is not applied."""
     if range_ is None:
         return None
-    value = range_.sample(noise)
-    return applied * value + (1 - applied) * identity
+    return where_applied(applied, range_.sample(noise), identity)
 
 
 def _op_matrices(
@@ -231,13 +224,24 @@ def _op_matrices(
             out.append(None)
             continue
         matrix = build(factor, channels)
-        out.append(matrix if op == _CONTRAST else _mean_form(matrix, channels))
+        out.append(matrix if op == _CONTRAST else mean_form(matrix, channels))
     return out
 
 
-def _mean_form(matrix: Tensor, channels: int) -> Tensor:
-    """A plain ``[A | t]`` matrix widened to ``[A | 0 | t]`` (so matrices of both forms can be selected per sample)."""
+def mean_form(matrix: Tensor, channels: int) -> Tensor:
+    """A plain ``[A | t]`` matrix ``(B, C, C + 1)`` widened to ``[A | 0 | t]`` ``(B, C, 2 C + 1)``.
+
+    Matrices of both forms can then be selected or multiplied per sample (a mean part of 0 reads no mean).
+
+    Examples:
+        >>> import torch
+        >>> mean_form(torch.tensor([[[2.0, 0.5]]]), 1)
+        tensor([[[2.0000, 0.0000, 0.5000]]])
+    """
     return torch.cat([matrix[..., :channels], torch.zeros_like(matrix[..., :channels]), matrix[..., channels:]], -1)
+
+
+_mean_form = mean_form  # the name diffaug.search.policy imports
 
 
 def _plain_form(matrix: Tensor, channels: int) -> Tensor:
@@ -395,7 +399,7 @@ class ColorJitter(ColourTransform):
 
     def _fused_matrix(self, factors: Sequence[Tensor | None], order: Tensor, channels: int, applied: Tensor) -> Tensor:
         matrices = _op_matrices(factors, channels, applied.shape[0], applied, fused_hue=True)
-        identity = _mean_form(daf.colour_identity(applied.shape[0], channels, applied.device, applied.dtype), channels)
+        identity = mean_form(daf.colour_identity(applied.shape[0], channels, applied.device, applied.dtype), channels)
         product = identity
         for position in range(4):
             product = daf.compose_colour(product, _pick(matrices, order[:, position], identity), channels)
@@ -412,7 +416,7 @@ class ColorJitter(ColourTransform):
         channels = images.shape[-3]
         like = params.applied
         matrices = _op_matrices(factors, channels, images.shape[0], like, fused_hue=False)
-        identity = _mean_form(daf.colour_identity(images.shape[0], channels, like.device, like.dtype), channels)
+        identity = mean_form(daf.colour_identity(images.shape[0], channels, like.device, like.dtype), channels)
         uses_mean = params.contrast is not None
         sequence = _compacted_order(params.order, present)  # (B, n)
         count = len(present)
@@ -512,7 +516,7 @@ class RandomPhotometricDistort(ColourTransform):
         assert params.permutation is not None and params.op_applied is not None
         matrix = daf.permutation_matrix(params.permutation, params.applied.dtype)
         identity = daf.colour_identity(matrix.shape[0], channels, matrix.device, matrix.dtype)
-        return _select(params.op_applied[:, 4], matrix, identity)
+        return where_applied(params.op_applied[:, 4], matrix, identity)
 
     def _sequence(self, params: JitterParams, channels: int, fused_hue: bool) -> list[Tensor | None]:
         """The matrices in torchvision's order: brightness, contrast before, saturation, hue, contrast after."""
@@ -521,18 +525,18 @@ class RandomPhotometricDistort(ColourTransform):
         b, c, s, h = _op_matrices(factors, channels, params.applied.shape[0], params.applied, fused_hue)
         if c is None:
             return [b, None, s, h, None]
-        identity = _mean_form(daf.colour_identity(c.shape[0], channels, c.device, c.dtype), channels)
+        identity = mean_form(daf.colour_identity(c.shape[0], channels, c.device, c.dtype), channels)
         before = params.contrast_before[:, None, None]
         return [b, torch.where(before, c, identity), s, h, torch.where(before, identity, c)]
 
     def _fused_matrix(self, params: JitterParams, channels: int) -> Tensor:
         like = params.applied
-        identity = _mean_form(daf.colour_identity(like.shape[0], channels, like.device, like.dtype), channels)
+        identity = mean_form(daf.colour_identity(like.shape[0], channels, like.device, like.dtype), channels)
         product = identity
         for matrix in self._sequence(params, channels, fused_hue=True):
             if matrix is not None:
                 product = daf.compose_colour(product, matrix, channels)
-        product = daf.compose_colour(product, _mean_form(self._permutation(params, channels), channels), channels)
+        product = daf.compose_colour(product, mean_form(self._permutation(params, channels), channels), channels)
         return product if params.contrast is not None else _plain_form(product, channels)
 
     def colour_pass(self, images: Tensor, params: ColourParams) -> Tensor:
@@ -592,7 +596,7 @@ class RandomChannelPermutation(ColourTransform):
         identity = daf.colour_identity(batch, channels, images.device, applied.dtype)
         keep = torch.arange(channels, device=images.device).expand(batch, channels)
         permutation = torch.where(applied[:, None] > 0.5, permutation, keep)
-        return JitterParams(applied, channels, _select(applied, matrix, identity), permutation=permutation)
+        return JitterParams(applied, channels, where_applied(applied, matrix, identity), permutation=permutation)
 
 
 class Grayscale(ColourTransform):
@@ -637,7 +641,7 @@ class Grayscale(ColourTransform):
                 f"({outputs}) must equal the images' channels ({channels})"
             )
         identity = daf.colour_identity(batch, channels, images.device, applied.dtype)
-        return ColourParams(applied, channels, _select(applied, grey, identity))
+        return ColourParams(applied, channels, where_applied(applied, grey, identity))
 
 
 class RandomGrayscale(Grayscale):
@@ -723,7 +727,7 @@ class RandomInvert(ColourTransform):
         """The inverting matrix where applied, the identity elsewhere."""
         batch, channels, applied = self._setup(images, generator)
         identity = daf.colour_identity(batch, channels, images.device, applied.dtype)
-        return ColourParams(applied, channels, _select(applied, daf.invert_matrix(batch, channels, like=applied), identity))
+        return ColourParams(applied, channels, where_applied(applied, daf.invert_matrix(batch, channels, like=applied), identity))
 
 
 # ----------------------------------------------------------------------------------------- normalise
@@ -804,7 +808,7 @@ class Normalize(ColourTransform):
         std = self.std.to(device=images.device, dtype=applied.dtype).expand(channels)
         matrix = daf.normalize_matrix(mean, std, batch)
         if not self.always:
-            matrix = _select(applied, matrix, daf.colour_identity(batch, channels, images.device, applied.dtype))
+            matrix = where_applied(applied, matrix, daf.colour_identity(batch, channels, images.device, applied.dtype))
         return ColourParams(applied, channels, matrix, diagonal=True, needs_float=True)
 
     def colour_pass(self, images: Tensor, params: ColourParams) -> Tensor:

@@ -39,7 +39,7 @@ from diffaug import functional as daf
 from diffaug.functional import _checks
 from diffaug.functional.geometry import pipeline_theta
 from diffaug.transforms import targets as target_layer
-from diffaug.transforms.base import interpolation_name, padding_name, param_dtype, stand_in
+from diffaug.transforms.base import interpolation_name, padding_name, param_dtype, replayable, stand_in
 
 __all__ = ["Compose", "ComposeParams", "is_geometric"]
 
@@ -80,12 +80,6 @@ class ComposeParams:
 def is_geometric(params: object) -> bool:
     """Whether a step's params take part in fusion: they carry a ``theta``."""
     return params is not None and getattr(params, "theta", None) is not None
-
-
-def _replayable(module: nn.Module) -> bool:
-    if type(module).__module__.startswith("torchvision."):
-        return False  # torchvision's make_params/transform take other arguments
-    return callable(getattr(module, "make_params", None)) and callable(getattr(module, "transform", None))
 
 
 def _takes_boxes(step: nn.Module) -> bool:
@@ -257,7 +251,7 @@ class Compose(nn.Sequential):
         boxes_used = False
         for index, step in enumerate(self):
             params: Any = None
-            if _replayable(step):
+            if replayable(step):
                 canvas = images if plain_batch and size == in_size else stand_in(images, count, size)
                 if crop_boxes is not None and _takes_boxes(step):
                     params, boxes_used = step.make_params(canvas, boxes=crop_boxes, generator=generator), True  # type: ignore[operator]

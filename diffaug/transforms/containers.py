@@ -34,9 +34,9 @@ from diffaug import functional as daf
 from diffaug.functional import _checks
 from diffaug.functional import _constants as _const
 from diffaug.transforms import targets as target_layer
-from diffaug.transforms.base import RandomTransform, batch_shape, param_dtype, stand_in
-from diffaug.transforms.colour import _mean_form, _select
-from diffaug.transforms.compose import Compose, _replayable, is_geometric
+from diffaug.transforms.base import RandomTransform, batch_shape, param_dtype, replayable, stand_in, where_applied
+from diffaug.transforms.colour import mean_form
+from diffaug.transforms.compose import Compose, is_geometric
 
 __all__ = ["ContainerParams", "RandomApply", "RandomChoice", "RandomOrder"]
 
@@ -96,7 +96,7 @@ def _check_transforms(transforms: object, owner: str) -> list[nn.Module]:
     if not items:
         raise ValueError(f"{owner}: transforms must hold at least one transform")
     for index, item in enumerate(items):
-        if not isinstance(item, nn.Module) or not _replayable(item):
+        if not isinstance(item, nn.Module) or not replayable(item):
             raise TypeError(
                 f"{owner}: transforms[{index}] must be a diffaug transform (make_params and transform), got "
                 f"{type(item).__name__}: a per-sample choice replays each inner transform's params"
@@ -112,7 +112,7 @@ def _widen(matrices: list[Tensor], channels: int) -> list[Tensor]:
     """Colour matrices of one input width in one form: the mean form for all if any has it."""
     if all(m.shape[-1] == channels + 1 for m in matrices):
         return matrices
-    return [m if m.shape[-1] == 2 * channels + 1 else _mean_form(m, channels) for m in matrices]
+    return [m if m.shape[-1] == 2 * channels + 1 else mean_form(m, channels) for m in matrices]
 
 
 def _pick(stacked: Tensor, index: Tensor) -> Tensor:
@@ -305,7 +305,7 @@ class RandomApply(ContainerTransform):
         params = ContainerParams(steps, in_size, in_size, applied, channels)
         if thetas:
             product = daf.pipeline_theta(thetas)
-            params.matrix = daf.to_square(_select(applied, product, daf.to_theta(identity)))
+            params.matrix = daf.to_square(where_applied(applied, product, daf.to_theta(identity)))
             if all(is_geometric(step) for step in steps):
                 params.theta = daf.to_theta(params.matrix)
                 return params
@@ -316,7 +316,7 @@ class RandomApply(ContainerTransform):
             for matrix in matrices[1:]:
                 colour = daf.compose_colour(colour, matrix, channels)
             neutral = _widen([daf.colour_identity(batch, channels, images.device, colour.dtype), colour], channels)[0]
-            params.colour = _select(applied.to(colour.dtype), colour, neutral)
+            params.colour = where_applied(applied.to(colour.dtype), colour, neutral)
             params.clamp = bool(getattr(steps[-1], "clamp", False))
             params.diagonal, params.needs_float = _colour_flags(steps)
         return params

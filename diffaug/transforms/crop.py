@@ -19,7 +19,7 @@ from diffaug import functional as daf
 from diffaug.distributions import Range
 from diffaug.functional import _checks
 from diffaug.transforms import targets as target_layer
-from diffaug.transforms.base import GeometricTransform, Params, batch_shape, output_size, param_dtype
+from diffaug.transforms.base import GeometricTransform, Params, batch_shape, output_size, param_dtype, where_applied
 
 __all__ = ["CropParams", "RandomResizedCrop", "ZoomCrop", "BoxCrop"]
 
@@ -156,8 +156,7 @@ class RandomResizedCrop(GeometricTransform):
 
         applied = self.draw_applied(batch, generator, device, dtype)
         if not self.always:
-            whole = _whole_image(batch, height, width, boxes)
-            boxes = whole + applied.unsqueeze(-1) * (boxes - whole)
+            boxes = where_applied(applied, boxes, _whole_image(batch, height, width, boxes))
         return box_params(boxes, self.size, (height, width), applied)
 
     def _fallback(self, height: int, width: int, like: Tensor) -> tuple[Tensor | float, Tensor | float]:
@@ -272,8 +271,8 @@ class ZoomCrop(GeometricTransform):
         boxes = daf.normalized_to_boxes(corners, (height, width))
 
         applied = self.draw_applied(batch, generator, device, dtype)
-        whole = _whole_image(batch, height, width, boxes)
-        boxes = whole + applied.unsqueeze(-1) * (boxes - whole)
+        if not self.always:
+            boxes = where_applied(applied, boxes, _whole_image(batch, height, width, boxes))
         return box_params(boxes, self.size, (height, width), applied)
 
     @staticmethod

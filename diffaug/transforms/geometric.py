@@ -34,7 +34,7 @@ from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.distributions import Range
 from diffaug.functional import _checks
-from diffaug.transforms.base import GeometricTransform, Params, batch_shape, output_size, param_dtype
+from diffaug.transforms.base import GeometricTransform, Params, batch_shape, output_size, param_dtype, where_applied
 from diffaug.transforms.crop import CropParams, box_params, shrink_inside
 
 __all__ = [
@@ -397,8 +397,7 @@ class RandomAffine(GeometricTransform):
             if rng is None:
                 return torch.full_like(applied, identity)
             value = rng.sample(noise[:, column])
-            # Not applied: the identity value (parameters are blended, never images).
-            return value if always else identity + applied * (value - identity)
+            return value if always else where_applied(applied, value, identity)
 
         # Few ops for the ranges not given (small batches cost per op): zeros in one go.
         angle = draw(self.degrees, 0, 0.0)
@@ -494,7 +493,8 @@ class RandomRotation(GeometricTransform):
         device, dtype = images.device, param_dtype(images)
         noise = distributions.uniform((batch,), generator, device, dtype)
         applied = self.draw_applied(batch, generator, device, dtype)
-        angle = applied * self.degrees.sample(noise)
+        angle = self.degrees.sample(noise)
+        angle = angle if self.always else where_applied(applied, angle, 0.0)
         center = _center(self.center, batch, height, width, angle)
         zero2 = torch.zeros_like(center)
         out_size = (height, width)
