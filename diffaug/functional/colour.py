@@ -34,6 +34,7 @@ from diffaug.functional import _constants as _const
 __all__ = [
     "GRAY_WEIGHTS",
     "value_range",
+    "to_uint8",
     "check_colour_channels",
     "colour_identity",
     "brightness_matrix",
@@ -71,6 +72,29 @@ def value_range(dtype: torch.dtype) -> float:
     if dtype.is_floating_point:
         return 1.0
     raise TypeError(f"images must be floating point or uint8, got {dtype}")
+
+
+def to_uint8(values: Tensor) -> Tensor:
+    """Floating point values already in ``[0, 255]`` cast to ``uint8``, truncated (the cast torchvision's uint8 kernels end with).
+
+    On a CPU the cast goes through int16: the same values (both casts truncate toward zero),
+    about 5x faster, as torch's direct float -> uint8 cast is not vectorised there (600k
+    values: 348 us direct, 71 us through int16, one thread). Elsewhere it is the direct cast.
+
+    Args:
+        values: any shape, floating point, within ``[0, 255]`` (clamp first); no gradient flows.
+
+    Returns:
+        ``uint8`` of the same shape.
+
+    Examples:
+        >>> import torch
+        >>> to_uint8(torch.tensor([0.0, 1.9, 254.5, 255.0]))
+        tensor([  0,   1, 254, 255], dtype=torch.uint8)
+    """
+    if values.device.type == "cpu":
+        return values.to(torch.int16).to(torch.uint8)
+    return values.to(torch.uint8)
 
 
 def check_colour_channels(images: Tensor, name: str = "images") -> int:
@@ -398,7 +422,8 @@ def apply_colour(
             out = out.clamp_(0.0, out_range)
         return out.to(out_dtype)
     # Truncate as torchvision's uint8 colour kernels do (their float result cast to uint8 after the clamp).
-    return out.clamp_(0.0, out_range).floor_().to(out_dtype)
+    # uint8 (the one integer dtype): the cast truncates, which is the floor of these non-negative values.
+    return to_uint8(out.clamp_(0.0, out_range))
 
 
 def rgb_to_hsv(images: Tensor) -> Tensor:

@@ -413,7 +413,8 @@ class PolicyTransform(RandomTransform):
             out = self._chain(images, params, range(chain * depth, (chain + 1) * depth))
             # In place on the sum this call made: no batch-sized temporary per chain.
             mix = mix.addcmul_(out, weights[:, chain + 1].view(-1, 1, 1, 1))
-        return mix.to(images.dtype)
+        # The weights sum to 1: uint8 sums stay within [0, 255] and are truncated.
+        return _colour.to_uint8(mix) if images.dtype == torch.uint8 else mix.to(images.dtype)
 
     def apply_slot(self, images: Tensor, params: PolicyParams, slot: int) -> Tensor:
         """One slot: each sample's operation of that slot, every stage once."""
@@ -504,7 +505,7 @@ class PolicyTransform(RandomTransform):
         if images.dtype == torch.uint8 and self._exact_nearest:
             # Nearest sampling of integers with an integer fill gives integers: skip the warp's rounding and clamp
             # (which cost as much as the sampling on a CPU), converting back directly.
-            out = daf.warp(images.to(torch.float32), theta, size, "nearest", "zeros", fill=self.fill).to(torch.uint8)
+            out = _colour.to_uint8(daf.warp(images.to(torch.float32), theta, size, "nearest", "zeros", fill=self.fill))
         else:
             out = daf.warp(images, theta, size, self.mode, "zeros", fill=self.fill)
         if not select:

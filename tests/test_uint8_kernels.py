@@ -1,0 +1,84 @@
+"""The uint8 fast paths give bitwise the values of the float arithmetic they replace.
+
+* ``colour.to_uint8`` (the cast through int16) against the direct float -> uint8 cast;
+* ``solarize`` on uint8 (integer arithmetic) against ``torch.where(x >= level, ~x, x)``, for
+  per-sample and scalar thresholds, thresholds outside ``[0, 255]``, NaN and non-integral ones;
+* ``equalize`` on uint8 (identity tables for flat channels): flat channels kept, and the same
+  levels as float images binned to them;
+* ``adjust_sharpness`` on uint8 (blend written over its own float copy) against the convolution
+  formula (within a rounding of the smoothed value) and across memory formats.
+"""
+
+import math
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diffaug.functional import colour, pixel
+
+
+def _images(seed: int, batch: int, height: int, width: int, levels: int = 256) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (batch, 3, height, width), dtype=torch.uint8, generator=generator)
+    step = 256 // levels  # few levels: ties, flat channels
+    return images if step == 1 else (images.div(step, rounding_mode="floor") * step).to(torch.uint8)
+
+
+def test_to_uint8_equals_the_direct_cast():
+    values = torch.cat([torch.linspace(0, 255, 100_003), torch.tensor([0.0, 0.4999, 0.5, 254.99998, 255.0])])
+    assert torch.equal(colour.to_uint8(values), values.to(torch.uint8))
+    assert torch.equal(colour.to_uint8(values.double()), values.double().to(torch.uint8))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 1000),
+    st.integers(1, 4),
+    st.integers(1, 17),
+    st.integers(1, 17),
+    st.lists(
+        st.one_of(st.floats(-300.0, 600.0), st.just(math.nan), st.just(math.inf), st.just(-math.inf)), min_size=4, max_size=4
+    ),
+)
+def test_uint8_solarize_equals_the_comparison(seed, batch, height, width, thresholds):
+    images = _images(seed, batch, height, width)
+    level = torch.tensor(thresholds[:batch], dtype=torch.float32)
+    expected = torch.where(images >= level.view(-1, 1, 1, 1), images.bitwise_not(), images)
+    assert torch.equal(pixel.solarize(images, level), expected)
+    number = min(max(thresholds[0], 0.0), 255.0) if not math.isnan(thresholds[0]) else 128.5
+    assert torch.equal(pixel.solarize(images, number), torch.where(images >= number, images.bitwise_not(), images))
+    assert torch.equal(pixel.solarize(images[0], number), torch.where(images[0] >= number, images[0].bitwise_not(), images[0]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 1000), st.integers(1, 4), st.integers(1, 20), st.integers(1, 20), st.sampled_from([2, 4, 256]))
+def test_uint8_equalize_keeps_flat_channels_and_equals_the_float_binning(seed, batch, height, width, levels):
+    images = _images(seed, batch, height, width, levels)
+    images[0, 0] = 7  # a flat channel: step 0, kept as it is
+    out = pixel.equalize(images)
+    assert torch.equal(out[0, 0], images[0, 0])
+    # Float images binned to the same levels equalise to the same tables.
+    assert torch.equal((pixel.equalize(images.double() / 255) * 255).round().to(torch.uint8), out)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 1000), st.integers(1, 4), st.integers(1, 20), st.integers(1, 20), st.floats(0.0, 3.0))
+def test_uint8_sharpness_equals_the_float_formula(seed, batch, height, width, factor):
+    images = _images(seed, batch, height, width)
+    factors = torch.linspace(0.0, factor, batch)
+    x = images.float()
+    expected = x.clone()
+    if height > 2 and width > 2:
+        kernel = torch.ones(3, 3)
+        kernel[1, 1] = 5.0
+        smooth = torch.nn.functional.conv2d(x.view(-1, 1, height, width), (kernel / 13).view(1, 1, 3, 3))
+        smooth = smooth.view(batch, 3, height - 2, width - 2).round()
+        expected[..., 1:-1, 1:-1] = torch.lerp(smooth, x[..., 1:-1, 1:-1], factors.view(-1, 1, 1, 1))
+    out = pixel.adjust_sharpness(images, factors)
+    # The convolution sums in another order: the smoothed value may differ by a rounding at most.
+    assert (out.int() - expected.clamp(0, 255).to(torch.uint8).int()).abs().max() <= 1
+    assert torch.equal(pixel.adjust_sharpness(images, 1.0), images)
+    channels_last = images.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(pixel.adjust_sharpness(channels_last, factors), out)
+    assert pixel.adjust_sharpness(channels_last, factors).is_contiguous(memory_format=torch.channels_last)
