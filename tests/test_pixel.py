@@ -28,16 +28,9 @@ from scipy import stats
 
 import diffaug as da
 from diffaug import functional as daf
+from diffaug.transforms import pixel as pixel_transforms
 
-NAMES = [
-    "GaussianBlur",
-    "GaussianNoise",
-    "RandomPosterize",
-    "RandomSolarize",
-    "RandomAdjustSharpness",
-    "RandomAutocontrast",
-    "RandomEqualize",
-]
+NAMES = [name for name in pixel_transforms.__all__ if name != "PixelParams"]  # every pixel transform
 
 
 def _images(shape, dtype=torch.float64, seed=0):
