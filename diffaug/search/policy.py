@@ -322,15 +322,15 @@ def mix_colours(weights: Tensor, colours: Sequence[Tensor | None], kinds: Sequen
         tensor([[[0.5000, 0.2500]]])
     """
     batch, dtype = weights.shape[0], weights.dtype
+    identity = daf.colour_identity(batch, channels, weights.device, dtype)
+    # A pixel candidate's matrix is zero: its share of the output is its own output, added by the caller.
     matrices = [
-        c.to(dtype) if k == COLOUR and c is not None else daf.colour_identity(batch, channels, weights.device, dtype)
+        c.to(dtype) if k == COLOUR and c is not None else identity if k == GEOMETRIC else torch.zeros_like(identity)
         for c, k in zip(colours, kinds, strict=True)
     ]
     if any(m.shape[-1] == 2 * channels + 1 for m in matrices):
         matrices = [m if m.shape[-1] == 2 * channels + 1 else _mean_form(m, channels) for m in matrices]
-    # A pixel candidate's weight stays out of the matrix: its share of the output is its own output.
-    mask = torch.tensor([k != PIXEL for k in kinds], device=weights.device, dtype=dtype)
-    return torch.einsum("bk,bkij->bij", weights * mask, torch.stack(matrices, dim=1))
+    return torch.einsum("bk,bkij->bij", weights, torch.stack(matrices, dim=1))
 
 
 @dataclasses.dataclass
