@@ -9,7 +9,9 @@ lambda, gradients (float64 gradcheck), masks and the call forms.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -273,3 +275,46 @@ def test_area_fraction_is_the_mean_cover(corners) -> None:
     boxes = torch.tensor([corners], dtype=torch.float64)
     cover = daf.box_cover(boxes, (7, 9))
     torch.testing.assert_close(daf.box_area_fraction(boxes, (7, 9)), cover.mean((1, 2, 3)))
+
+
+@contextlib.contextmanager
+def _threads(count: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    corners=st.lists(st.lists(st.integers(-4, 15), min_size=4, max_size=4), min_size=3, max_size=3),
+    dtype=st.sampled_from([torch.float32, torch.uint8]),
+    threads=st.sampled_from([1, 2]),
+)
+def test_partner_gather_equals_the_indexing_formulas_bitwise(seed, corners, dtype, threads) -> None:
+    # One CPU thread gathers the partners with index_select, more with indexing: the same values, so
+    # MixUp is its lerp formula and CutMix the hard paste bitwise, for boxes clipped at the edges or empty too.
+    generator = torch.Generator().manual_seed(seed)
+    images = (torch.rand(3, 2, 7, 11, generator=generator) * 255).to(dtype)
+    partner = torch.tensor([0, 0, 1]) if seed % 2 else torch.randperm(3, generator=generator)  # any indices
+    boxes = torch.tensor(corners, dtype=torch.float32)
+    lam = torch.rand(3, generator=generator)
+    inside = daf.box_cover(boxes, (7, 11)).bool()
+    with _threads(threads):
+        assert torch.equal(daf.cutmix(images, partner, boxes), torch.where(inside, images[partner], images))
+        if dtype == torch.float32:
+            mixed = daf.mixup(images, partner, lam)
+            assert torch.equal(mixed, torch.lerp(images[partner], images, lam.view(-1, 1, 1, 1)))
+
+
+def test_gradcheck_on_one_thread() -> None:
+    # The one-thread gather (index_select) carries gradients as indexing does.
+    images = torch.rand(3, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    lam = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    boxes = torch.tensor([[1.5, 0.3, 4.4, 5.2], [-1.3, 2.6, 3.7, 9.1], [2.2, 2.2, 6.8, 4.5]], dtype=torch.float64)
+    partner = torch.tensor([1, 2, 1])
+    with _threads(1):
+        assert torch.autograd.gradcheck(lambda x, w: daf.mixup(x, partner, w), (images, lam))
+        assert torch.autograd.gradcheck(lambda x, b: daf.cutmix(x, partner, b), (images, boxes.requires_grad_()))

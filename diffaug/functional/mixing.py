@@ -153,6 +153,20 @@ def _check_batch(images: Tensor, partner: Tensor) -> None:
         raise ValueError(f"partner must be a (B,) = ({images.shape[0]},) long tensor of indices into the batch, got {got}")
 
 
+def _partners(images: Tensor, partner: Tensor) -> Tensor:
+    """``images[partner]``: the same values, through ``index_select`` on one CPU thread.
+
+    For a (64, 3, 224, 224) float32 batch on one thread (as in data-loading workers) indexing costs
+    about 1.2x a ``clone`` and ``index_select`` 1.0x: it copies whole samples as blocks. But it runs
+    one parallel region per sample, so with more threads than free cores every sample waits for a
+    core (2 threads beside a busy process: 6x a ``clone``, indexing 1.25x); there indexing is kept.
+    Compiled, indexing too (the thread count is not traced; Inductor fuses the gather into the blend).
+    """
+    if not torch.compiler.is_compiling() and images.device.type == "cpu" and torch.get_num_threads() == 1:
+        return images.index_select(0, partner)
+    return images[partner]
+
+
 def mixup(images: Tensor, partner: Tensor, lam: Tensor) -> Tensor:
     """Blend each image with its partner: ``lam * images + (1 - lam) * images[partner]``.
 
@@ -168,7 +182,7 @@ def mixup(images: Tensor, partner: Tensor, lam: Tensor) -> Tensor:
         tensor([ 2.5000, 10.0000])
     """
     _check_batch(images, partner)
-    return _blend(images[partner], images, lam.view(-1, 1, 1, 1), scratch=True)
+    return _blend(_partners(images, partner), images, lam.view(-1, 1, 1, 1), scratch=True)
 
 
 def cutmix(images: Tensor, partner: Tensor, boxes: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -198,7 +212,7 @@ def cutmix(images: Tensor, partner: Tensor, boxes: Tensor, weight: Tensor | None
     cover_y, cover_x = _axis_covers(boxes.to(compute), (images.shape[-2], images.shape[-1]), weight)
     own = torch.addcmul(_constants.values(1.0, cover_y), cover_y, cover_x, value=-1).unsqueeze(1)  # 1 - cover, one pass
     # The partner's pixels blended towards the sample's own outside the box: one batch-sized temporary.
-    return _blend(images[partner], images, own, scratch=True)
+    return _blend(_partners(images, partner), images, own, scratch=True)
 
 
 def one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
