@@ -331,6 +331,22 @@ def test_grouped_and_masked_agree_replay_and_keep_dtype(cls, dtype):
     assert torch.equal(grouped(images, generator=torch.Generator().manual_seed(6)), out)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_grouped_slots_write_in_place_only_into_the_batch_they_made(layout):
+    # After the first slot the grouped way writes into its own batch: the caller's images stay as they were.
+    images = (sample_image(torch.float64, 20, 24) * 255).round().to(torch.uint8).repeat(12, 1, 1, 1)
+    images = images.contiguous(memory_format=layout)
+    before = images.clone()
+    grouped, masked = da.RandAugment(num_ops=4), da.RandAugment(num_ops=4, grouped=False)
+    params = grouped.make_params(images, generator=torch.Generator().manual_seed(2))
+    out = grouped.transform(images, params)
+    assert torch.equal(images, before)
+    assert torch.equal(out, masked.transform(images, dataclasses.replace(params, groups=None)))
+    floats = (images.double() / 255).requires_grad_()
+    grouped.transform(floats, params).sum().backward()  # no in-place write where autograd holds the batch
+    assert floats.grad is not None and floats.grad.abs().sum() > 0
+
+
 def test_single_image_and_forward():
     image = sample_image(torch.uint8)
     out = da.TrivialAugmentWide()(image, generator=torch.Generator().manual_seed(0))
