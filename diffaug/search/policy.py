@@ -450,6 +450,11 @@ class Policy(GeometricTransform):
         return {kind for stages in self.stages() for stage in stages for kind in stage.kinds}
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> LearnablePolicyParams:
+        """Draw every candidate's params, each stage's choice and each sample's sub-policy; mix the warp and colours.
+
+        Only the images' shape, dtype and device are read. Geometric candidates draw on the input
+        size, the others on the output size.
+        """
         batch, height, width = batch_shape(images)
         dtype = param_dtype(images)
         size = self.size or (height, width)
