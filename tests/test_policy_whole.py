@@ -293,3 +293,15 @@ def test_uniform_start_and_describe_names_every_kind() -> None:
     assert [row["op"] for row in rows] == list(all_ops())
     assert all(row["weight"] == pytest.approx(1 / 14, abs=1e-4) for row in rows)
     assert math.isclose(sum(row["weight"] for row in rows), 1.0, abs_tol=1e-3)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_forward_and_backward_read_no_values_on_the_host(device: str) -> None:
+    from tests.test_no_sync import no_host_sync
+
+    policy = Policy(all_ops(), num_subpolicies=2, depth=2).to(device)
+    images = torch.rand(3, 3, 12, 12).to(device).requires_grad_(True)
+    with no_host_sync(device):
+        out = policy(images)
+        out.sum().backward()
+    assert out.device.type == device and images.grad is not None
