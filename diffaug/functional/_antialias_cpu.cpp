@@ -268,6 +268,24 @@ GridBox<scalar_t> grid_box(const scalar_t* gx, const scalar_t* gy, int64_t pixel
   return box;
 }
 
+// One sample's inputs in the batch's memory: its lerp weights (one per level), its grid as an x
+// plane then a y plane (pixels each) and its image (C x H x W). The forward and the backward read
+// them alike.
+template <typename scalar_t>
+struct SampleInputs {
+  const scalar_t* lerp;
+  const scalar_t* gx;
+  const scalar_t* gy;
+  const scalar_t* image;
+};
+
+template <typename scalar_t>
+inline SampleInputs<scalar_t> sample_inputs(const scalar_t* lerp_data, const scalar_t* grid_data, const scalar_t* image_data,
+                                            int64_t b, int64_t levels, int64_t pixels, int64_t image_size) {
+  const scalar_t* gx = grid_data + b * 2 * pixels;
+  return {lerp_data + b * levels, gx, gx + pixels, image_data + b * image_size};
+}
+
 // One level of one sample: build the part of it the grid reads, sample it bilinearly with
 // grid_sample's weights and lerp it into `result` (torch.lerp's formula, its branch on the weight
 // taken once per sample). The kernel's time goes here.
@@ -337,10 +355,8 @@ void blend_levels_impl(at::Tensor& out, const at::Tensor& images, const at::Tens
     std::vector<scalar_t> columns, transposed, level;  // per thread, reused across samples and levels
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < batch; ++b) {
-      const scalar_t* lerp = lerp_data + b * levels;
-      const scalar_t* gx = grid_data + b * 2 * pixels;
-      const scalar_t* gy = gx + pixels;
-      const scalar_t* image = image_data + b * channels * height * width;
+      const auto [lerp, gx, gy, image] =
+          sample_inputs(lerp_data, grid_data, image_data, b, levels, pixels, channels * height * width);
       scalar_t* result = out_data + b * channels * pixels;
       bool blends = false;
       for (int64_t j = 1; j < levels; ++j) blends = blends || lerp[j] != 0;
@@ -413,10 +429,8 @@ void blend_levels_backward_impl(const at::Tensor& grad_out, const at::Tensor& im
     std::vector<int64_t> active;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < batch; ++b) {
-      const scalar_t* lerp = lerp_data + b * levels;
-      const scalar_t* gx = grid_data + b * 2 * pixels;
-      const scalar_t* gy = gx + pixels;
-      const scalar_t* image = image_data + b * channels * height * width;
+      const auto [lerp, gx, gy, image] =
+          sample_inputs(lerp_data, grid_data, image_data, b, levels, pixels, channels * height * width);
       const scalar_t* grad = grad_data + b * channels * pixels;
       scalar_t* d_gx = d_grid_data + b * 2 * pixels;
       scalar_t* d_gy = d_gx + pixels;
