@@ -121,15 +121,28 @@ def check_antialias(antialias: object, mode: str) -> bool:
 
 def check_boxes(boxes: object, images: Tensor | None = None, name: str = "boxes") -> Tensor:
     """Boxes must be a floating tensor ``(..., 4)`` of finite values (:func:`check_finite`), on the images' device."""
-    if not isinstance(boxes, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (..., 4), got {type(boxes).__name__}")
-    if boxes.ndim == 0 or boxes.shape[-1] != 4:
-        raise ValueError(f"{name} must have shape (..., 4) as (x1, y1, x2, y2), got {tuple(boxes.shape)}")
-    if not boxes.is_floating_point():
-        raise TypeError(f"{name} must be a floating point tensor, got {boxes.dtype}")
+    return check_coordinates(boxes, name, 4, "as (x1, y1, x2, y2)", images)
+
+
+def check_coordinates(values: object, name: str, length: int, meaning: str, images: Tensor | None = None) -> Tensor:
+    """Boxes, points: a floating tensor ``(..., length)`` of finite values, on the images' device when given.
+
+    ``meaning`` says what the last axis holds, for the messages (``"as (x, y) pixel coordinates"``).
+
+    Examples:
+        >>> import torch
+        >>> check_coordinates(torch.zeros(3, 2), "keypoints", 2, "as (x, y)").shape
+        torch.Size([3, 2])
+    """
+    if not isinstance(values, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (..., {length}) {meaning}, got {type(values).__name__}")
+    if values.ndim == 0 or values.shape[-1] != length:
+        raise ValueError(f"{name} must have shape (..., {length}) {meaning}, got {tuple(values.shape)}")
+    if not values.is_floating_point():
+        raise TypeError(f"{name} must be a floating point tensor, got {values.dtype}")
     if images is not None:
-        check_same_device(boxes, images, name)
-    return check_finite(boxes, name)
+        check_same_device(values, images, name)
+    return check_finite(values, name)
 
 
 def check_finite(values: Tensor, name: str) -> Tensor:

@@ -121,13 +121,7 @@ def transform_points(
 
 
 def _check_points(points: object, name: str) -> Tensor:
-    if not isinstance(points, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (..., 2) as (x, y), got {type(points).__name__}")
-    if points.ndim == 0 or points.shape[-1] != 2:
-        raise ValueError(f"{name} must have shape (..., 2) as (x, y) pixel coordinates, got {tuple(points.shape)}")
-    if not points.is_floating_point():
-        raise TypeError(f"{name} must be a floating point tensor, got {points.dtype}")
-    return _checks.check_finite(points, name)
+    return _checks.check_coordinates(points, name, 2, "as (x, y) pixel coordinates")
 
 
 def transform_boxes(
