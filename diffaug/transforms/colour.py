@@ -241,9 +241,6 @@ def mean_form(matrix: Tensor, channels: int) -> Tensor:
     return torch.cat([matrix[..., :channels], torch.zeros_like(matrix[..., :channels]), matrix[..., channels:]], -1)
 
 
-_mean_form = mean_form  # the name diffaug.search.policy imports
-
-
 def _plain_form(matrix: Tensor, channels: int) -> Tensor:
     return torch.cat([matrix[..., :channels], matrix[..., 2 * channels :]], -1)
 
