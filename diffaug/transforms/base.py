@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -108,6 +108,27 @@ def where_applied(applied: Tensor, value: Tensor, identity: Tensor | float) -> T
     """
     weight = applied.reshape(-1, *(1,) * (value.ndim - 1))
     return weight * value + (1 - weight) * identity
+
+
+def other_forms(transform: Callable[[Tensor, Any], Tensor], images: Tensor, params: Any) -> Tensor | None:
+    """``transform(images, params)`` for a ``tv_tensors.Image`` or a single ``(C, H, W)`` image; ``None`` for a plain batch.
+
+    Both go through the plain ``(B, C, H, W)`` form: an ``Image`` comes back an ``Image``, a single
+    image as a batch of one, squeezed. The caller transforms a plain batch itself.
+
+    Examples:
+        >>> import torch, diffaug as da
+        >>> flip = da.RandomHorizontalFlip(p=1.0)
+        >>> image = torch.rand(3, 4, 5)
+        >>> params = flip.make_params(image)
+        >>> other_forms(flip.transform, image, params).shape, other_forms(flip.transform, image[None], params)
+        (torch.Size([3, 4, 5]), None)
+    """
+    if type(images) is not Tensor:
+        return target_layer.wrap_like(transform(target_layer.as_plain(images), params), images)
+    if images.ndim == 3:
+        return transform(images.unsqueeze(0), params).squeeze(0)
+    return None
 
 
 def replayable(module: nn.Module) -> bool:
@@ -274,10 +295,8 @@ class GeometricTransform(RandomTransform):
     def transform(self, images: Tensor, params: Params) -> Tensor:
         """Apply ``params`` to ``images`` (pure: the same params give the same output); a ``tv_tensors.Image`` stays one."""
         _checks.check_images(images)
-        if type(images) is not Tensor:
-            return target_layer.wrap_like(self.transform(target_layer.as_plain(images), params), images)
-        if images.ndim == 3:
-            return self.transform(images.unsqueeze(0), params).squeeze(0)
+        if (out := other_forms(self.transform, images, params)) is not None:
+            return out
         if params.batch_index is None and params.theta.shape[0] != images.shape[0]:
             raise ValueError(
                 f"params were drawn for {params.theta.shape[0]} samples but images have {images.shape[0]}; "

@@ -39,7 +39,7 @@ from diffaug import functional as daf
 from diffaug.functional import _checks
 from diffaug.functional.geometry import pipeline_theta
 from diffaug.transforms import targets as target_layer
-from diffaug.transforms.base import interpolation_name, padding_name, param_dtype, replayable, stand_in
+from diffaug.transforms.base import interpolation_name, other_forms, padding_name, param_dtype, replayable, stand_in
 
 __all__ = ["Compose", "ComposeParams", "is_geometric"]
 
@@ -316,11 +316,8 @@ class Compose(nn.Sequential):
             raise TypeError(f"params must be the ComposeParams of this pipeline's make_params, got {type(params).__name__}")
         if len(params.steps) != len(self):
             raise ValueError(f"params hold {len(params.steps)} steps but the pipeline has {len(self)}")
-        if type(images) is not Tensor:
-            plain = images.as_subclass(Tensor)  # tv_tensors.Image in, Image out
-            return target_layer.wrap_like(self.transform(plain, params), images)
-        if images.ndim == 3:
-            return self.transform(images.unsqueeze(0), params).squeeze(0)
+        if (out := other_forms(self.transform, images, params)) is not None:
+            return out  # tv_tensors.Image in, Image out; a single image as a batch of one
         if params.theta is not None:
             # All steps geometric: make_params already multiplied the matrices; one warp, no second product.
             mode, padding, antialias, fill = self._run_settings(list(self))

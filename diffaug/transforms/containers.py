@@ -33,8 +33,7 @@ from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.functional import _checks
 from diffaug.functional import _constants as _const
-from diffaug.transforms import targets as target_layer
-from diffaug.transforms.base import RandomTransform, batch_shape, param_dtype, replayable, stand_in, where_applied
+from diffaug.transforms.base import RandomTransform, batch_shape, other_forms, param_dtype, replayable, stand_in, where_applied
 from diffaug.transforms.colour import mean_form
 from diffaug.transforms.compose import Compose, is_geometric
 
@@ -199,10 +198,8 @@ class ContainerTransform(RandomTransform):
         _checks.check_images(images)
         if not isinstance(params, ContainerParams):
             raise TypeError(f"params must be the ContainerParams of make_params, got {type(params).__name__}")
-        if type(images) is not Tensor:
-            return target_layer.wrap_like(self.transform(target_layer.as_plain(images), params), images)
-        if images.ndim == 3:
-            return self.transform(images.unsqueeze(0), params).squeeze(0)
+        if (out := other_forms(self.transform, images, params)) is not None:
+            return out
         if params.applied.shape[0] != images.shape[0] or len(params.steps) != len(self.transforms):
             raise ValueError(
                 f"params were drawn for {params.applied.shape[0]} samples and {len(params.steps)} transforms but images have "
