@@ -55,21 +55,31 @@ def check_size(size: int | Sequence[int], name: str = "size") -> tuple[int, int]
     """An int or an ``(h, w)`` pair of positive ints -> ``(h, w)``."""
     if type(size) is tuple and len(size) == 2 and type(size[0]) is int and type(size[1]) is int and size[0] > 0 and size[1] > 0:
         return size  # the common case, checked on every warp: no generic checks needed
-    if isinstance(size, bool):
-        raise TypeError(f"{name} must be an int or a pair (h, w) of ints, got {size!r}")
-    if isinstance(size, int):
-        pair: tuple[object, ...] = (size, size)
-    elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) in (1, 2):
-        pair = tuple(size) if len(size) == 2 else (size[0], size[0])
-    else:
-        raise TypeError(f"{name} must be an int or a pair (h, w) of ints, got {size!r}")
-    if not all(isinstance(s, int) and not isinstance(s, bool) for s in pair):
-        raise TypeError(f"{name} must be an int or a pair (h, w) of ints, got {size!r}")
-    height, width = pair
-    assert isinstance(height, int) and isinstance(width, int)
+    height, width = check_int_pair(size, name, "(h, w)")
     if height <= 0 or width <= 0:
         raise ValueError(f"{name} must be positive, got {size!r}")
     return height, width
+
+
+def check_int_pair(value: object, name: str, pair: str) -> tuple[int, int]:
+    """An int ``n`` -> ``(n, n)``; a sequence of one or two ints -> the pair (``bool`` is not an int here).
+
+    ``pair`` names the two values in the message (``"(h, w)"``); the caller checks their range.
+
+    Examples:
+        >>> check_int_pair(3, "size", "(h, w)"), check_int_pair([4], "size", "(h, w)"), check_int_pair((5, 3), "k", "(kx, ky)")
+        ((3, 3), (4, 4), (5, 3))
+    """
+    values: tuple[object, ...] = ()
+    if isinstance(value, int) and not isinstance(value, bool):
+        values = (value, value)
+    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) in (1, 2):
+        values = tuple(value) if len(value) == 2 else (value[0], value[0])
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{name} must be an int or a pair {pair} of ints, got {value!r}")
+    first, second = values
+    assert isinstance(first, int) and isinstance(second, int)
+    return first, second
 
 
 def check_fill(fill: object, padding_mode: str, channels: int | None = None) -> tuple[float, ...] | None:
