@@ -1,4 +1,4 @@
-"""The uint8 fast paths give bitwise the values of the float arithmetic they replace.
+"""The fast paths of the policies' kernels give bitwise the values of the arithmetic they replace.
 
 * ``colour.to_uint8`` (the cast through int16) against the direct float -> uint8 cast;
 * ``solarize`` on uint8 (integer arithmetic) against ``torch.where(x >= level, ~x, x)``, for
@@ -6,7 +6,9 @@
 * ``equalize`` on uint8 (identity tables for flat channels): flat channels kept, and the same
   levels as float images binned to them;
 * ``adjust_sharpness`` on uint8 (blend written over its own float copy) against the convolution
-  formula (within a rounding of the smoothed value) and across memory formats.
+  formula (within a rounding of the smoothed value) and across memory formats;
+* ``apply_colour(diagonal=True)`` (a scale per channel) against the matrix product, for uint8,
+  float32 and float64 images in both memory formats.
 """
 
 import math
@@ -15,6 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from diffaug import functional as daf
 from diffaug.functional import colour, pixel
 
 
@@ -82,3 +85,29 @@ def test_uint8_sharpness_equals_the_float_formula(seed, batch, height, width, fa
     channels_last = images.contiguous(memory_format=torch.channels_last)
     assert torch.equal(pixel.adjust_sharpness(channels_last, factors), out)
     assert pixel.adjust_sharpness(channels_last, factors).is_contiguous(memory_format=torch.channels_last)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 1000),
+    st.integers(1, 4),
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.sampled_from([torch.uint8, torch.float32, torch.float64]),
+    st.booleans(),
+)
+def test_diagonal_colour_pass_equals_the_matrix_product(seed, batch, height, width, dtype, channels_last):
+    # Brightness, contrast, invert and a per-channel stretch have diagonal linear parts: scaling each
+    # channel gives bitwise the product's values (its other terms are exact zeros), layout included.
+    images = _images(seed, batch, height, width)
+    images = images if dtype == torch.uint8 else images.to(dtype) / 255
+    images = images.contiguous(memory_format=torch.channels_last) if channels_last else images
+    generator = torch.Generator().manual_seed(seed)
+    factor = torch.rand(batch, generator=generator, dtype=torch.float64) * 3
+    low = torch.rand(batch, 3, generator=generator)
+    gain = 1 / (low + torch.rand(batch, 3, generator=generator) + 1e-3 - low)
+    stretch = torch.cat([torch.diag_embed(gain), (-low * gain).unsqueeze(-1)], -1)
+    for matrix in (daf.brightness_matrix(factor), daf.contrast_matrix(factor.float()), daf.invert_matrix(batch, 3), stretch):
+        expected = daf.apply_colour(images, matrix, clamp=True)
+        out = daf.apply_colour(images, matrix, clamp=True, diagonal=True)
+        assert torch.equal(out, expected) and out.stride() == expected.stride()

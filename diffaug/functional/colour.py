@@ -347,6 +347,7 @@ def apply_colour(
     clamp: bool = False,
     bounds: tuple[Tensor, Tensor] | None = None,
     out: Tensor | None = None,
+    diagonal: bool = False,
 ) -> Tensor:
     """Apply a colour matrix to every pixel: one pass over the images (plus a mean for the mean form).
 
@@ -365,6 +366,10 @@ def apply_colour(
             dtype the pass computes in) to write the result into, for contiguous images; no gradient
             flows through ``out=``. Lets a caller recycle the memory of a spent intermediate: on a
             CPU, touching fresh memory costs about as much as the pass.
+        diagonal: the caller knows that ``A`` is diagonal (brightness, contrast, invert, a per-channel
+            stretch; ``C_out = C_in``): each channel is scaled instead of a matrix product, with the
+            same values (the product's other terms are exact zeros) at a fifth of its cost on a CPU
+            (4 x 3 x 224 x 224 float32, one thread: 35 us against 170 us). Off-diagonal entries are ignored.
 
     Returns:
         ``(B, C_out, H, W)`` of ``dtype``, channels-last if the images are. Computed in float32
@@ -403,7 +408,14 @@ def apply_colour(
     c_out = linear.shape[-2]
     if out is not None and (out.dtype != work or out_dtype != work or not (out.is_contiguous() and images.is_contiguous())):
         raise ValueError(f"out= needs contiguous images and a contiguous {work} output, got {out.dtype} for {out_dtype}")
-    if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+    if diagonal:
+        if c_out != channels:
+            raise ValueError(f"diagonal=True needs a square linear part, got shape {tuple(matrix.shape)} for {channels} channels")
+        scale = torch.diagonal(linear, dim1=-2, dim2=-1).reshape(batch, channels, 1, 1)
+        # In place on the converted copy when no graph needs its values (uint8 and half images): one batch less.
+        own = x is not images and out is None and not scale.requires_grad
+        out = (x.mul_(scale) if own else torch.mul(x, scale, out=out)).add_(offset.view(batch, channels, 1, 1))
+    elif images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
         pixels = x.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
         out = torch.bmm(pixels, linear.transpose(-1, -2)).add_(offset.unsqueeze(-2))
         out = out.view(batch, height, width, c_out).permute(0, 3, 1, 2)

@@ -256,9 +256,9 @@ class PolicyParams:
         op: ``(B, S)`` long, an index into :data:`OPERATIONS` per sample and slot (0: Identity,
             also for a step that was not applied); slots are applied in order (AugMix: chain by chain).
         magnitude: ``(B, S)`` torchvision's magnitude argument, signed (0 for operations without one).
-        groups: ``grouped=True``: per slot, ``(order, inverse, counts)``: the ``(B,)`` order that
-            sorts the samples by stage, its inverse, and the number of samples of each stage
-            (Python ints); ``None`` for the masked way.
+        groups: ``grouped=True``: per slot, ``(order, ops, counts)``: the ``(B,)`` order that sorts
+            the samples by stage (then by op), each sample's op id in that order and the number of
+            samples of each stage (Python ints, read on the host); ``None`` for the masked way.
         weights: AugMix only: ``(B, width + 1)``, the weight of the original image, then of each chain.
         width: AugMix's number of chains (the slots are ``width`` chains of ``S // width`` steps); 1 otherwise.
 
@@ -271,7 +271,7 @@ class PolicyParams:
 
     op: Tensor
     magnitude: Tensor
-    groups: tuple[tuple[Tensor, Tensor, tuple[int, ...]], ...] | None = None
+    groups: tuple[tuple[Tensor, tuple[int, ...], tuple[int, ...]], ...] | None = None
     weights: Tensor | None = None
     width: int = 1
 
@@ -433,7 +433,7 @@ class PolicyTransform(RandomTransform):
         # Each stage's samples (a contiguous run of `order`, which sorts the samples by stage) are taken a few at a
         # time, transformed and written into their places of the output; Identity samples are copied (or, in place,
         # left). No gather of the whole batch: on a CPU every fresh batch costs its page faults (several ms).
-        order, _, counts = params.groups[slot]
+        order, ops, counts = params.groups[slot]
         if counts[_IDENTITY] == images.shape[0]:
             return images  # every sample's step is Identity (or was not applied): nothing to copy
         values = values.take(order)  # in stage order, sliced per block below
@@ -451,7 +451,8 @@ class PolicyTransform(RandomTransform):
             for first in range(start, start + counts[stage], block):
                 run = slice(first, min(first + block, start + counts[stage]))
                 index = order[run]
-                _put_samples(out, index, self._stage(stage, images.index_select(0, index), values.take(run), select=False))
+                part = images.index_select(0, index)
+                _put_samples(out, index, self._stage(stage, part, values.take(run), select=False, ops=frozenset(ops[run])))
             start += counts[stage]
         return out
 
@@ -487,15 +488,18 @@ class PolicyTransform(RandomTransform):
             out = torch.where((op == _ID["Contrast"]).view(-1, 1, 1), _colour.contrast_matrix(factor, channels), out)
         return out
 
-    def _stage(self, stage: int, images: Tensor, values: _SlotValues, select: bool) -> Tensor:
-        """One family of operations; the identity for samples whose op is not in it (``select``: exactly)."""
+    def _stage(self, stage: int, images: Tensor, values: _SlotValues, select: bool, ops: frozenset[int] | None = None) -> Tensor:
+        """One family of operations; the identity for samples whose op is not in it (``select``: exactly).
+
+        ``ops``: the op ids of these samples, when known on the host (grouped), for cheaper kernels.
+        """
         op = values.op
         if stage == _GEOMETRIC:
             assert values.theta is not None
             return self._geometric(images, op, values.theta, select)
         if stage == _COLOUR:
             assert values.matrix is not None
-            return self._colour(images, op, values.matrix)
+            return self._colour(images, op, values.matrix, ops)
         if stage == _POSTERIZE:
             out = distributions.straight_through(images, pixel.posterize(images, values.bits))
             # Float posterize at 8 bits still floors to 256 levels: keep the other samples as they are.
@@ -522,10 +526,15 @@ class PolicyTransform(RandomTransform):
         geometric = (op >= _ID["ShearX"]) & (op <= _ID["Rotate"])
         return torch.where(geometric.view(-1, 1, 1, 1), out, images)
 
-    def _colour(self, images: Tensor, op: Tensor, matrix: Tensor) -> Tensor:
-        if self._uses_autocontrast:
+    def _colour(self, images: Tensor, op: Tensor, matrix: Tensor, ops: frozenset[int] | None = None) -> Tensor:
+        """The colour pass; with the samples' op ids known on the host (``ops``), only what they need.
+
+        Without AutoContrast no minimum and maximum, without Contrast no mean, without Color every
+        matrix is diagonal (a scale per channel instead of a matrix product): the same values.
+        """
+        channels = images.shape[1]
+        if self._uses_autocontrast and (ops is None or _ID["AutoContrast"] in ops):
             # AutoContrast per channel: (x - low) / (high - low) in unit range; a flat channel is kept.
-            channels = images.shape[1]
             bound = _colour.value_range(images.dtype)
             low = images.amin(dim=(-2, -1)).to(matrix.dtype) / bound
             high = images.amax(dim=(-2, -1)).to(matrix.dtype) / bound
@@ -535,7 +544,9 @@ class PolicyTransform(RandomTransform):
             stretch = torch.cat([torch.diag_embed(gain), offset.unsqueeze(-1)], -1)
             stretch = _mean_form(stretch, channels) if self._uses_mean else stretch
             matrix = torch.where((op == _ID["AutoContrast"]).view(-1, 1, 1), stretch, matrix)
-        return daf.apply_colour(images, matrix, clamp=True)
+        if ops is not None and self._uses_mean and _ID["Contrast"] not in ops:
+            matrix = torch.cat([matrix[..., :channels], matrix[..., 2 * channels :]], -1)  # the mean's columns are 0
+        return daf.apply_colour(images, matrix, clamp=True, diagonal=ops is not None and _ID["Color"] not in ops)
 
     def forward(self, images: Tensor, *tv_targets: Any, generator: torch.Generator | None = None, **targets: Any) -> Any:
         """``transform(images, make_params(images))``. Targets are refused, as torchvision's policies refuse them."""
@@ -551,15 +562,19 @@ def _signed(table: Tensor, op: Tensor, bins: Tensor, u_sign: Tensor) -> Tensor:
     return torch.where(signed[op] & (u_sign <= 0.5), -value, value)
 
 
-def _groups(op: Tensor, device: torch.device) -> tuple[tuple[Tensor, Tensor, tuple[int, ...]], ...]:
-    """Per slot: the order that sorts the samples by stage, its inverse, and each stage's count (on the host, then moved)."""
+def _groups(op: Tensor, device: torch.device) -> tuple[tuple[Tensor, tuple[int, ...], tuple[int, ...]], ...]:
+    """Per slot: the order that sorts the samples by stage then op, the op ids in that order, each stage's count.
+
+    Computed on the host (the order then moved to ``device``). Sorting by op within a stage makes a
+    stage's blocks mostly of one op, whose kernel can then be cheaper (a diagonal colour matrix).
+    """
     stage_of = torch.tensor(_STAGE)
     out = []
     for slot in range(op.shape[1]):
         stages = stage_of[op[:, slot]]
         counts = tuple(torch.bincount(stages, minlength=_STAGES).tolist())
-        order = torch.argsort(stages, stable=True)
-        out.append((order.to(device), torch.argsort(order).to(device), counts))
+        order = torch.argsort(stages * len(OPERATIONS) + op[:, slot], stable=True)
+        out.append((order.to(device), tuple(op[order, slot].tolist()), counts))
     return tuple(out)
 
 
