@@ -347,6 +347,22 @@ def test_grouped_slots_write_in_place_only_into_the_batch_they_made(layout):
     assert floats.grad is not None and floats.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
+@pytest.mark.parametrize("width", [16, 17])  # a sample of 16-byte words, and one of bytes only
+def test_samples_are_written_into_their_places_bit_for_bit(dtype, width):
+    # The grouped way writes blocks as 16- or 8-byte words: every bit pattern must survive, signalling NaNs included.
+    raw = torch.randint(0, 256, (5, 3, 4, width * torch.finfo(dtype).bits // 8 if dtype.is_floating_point else width))
+    raw = raw.to(torch.uint8)
+    raw.view(5, -1)[:, :16] = torch.tensor([1, 0, 0, 0, 0, 0, 0xF0, 0x7F] * 2, dtype=torch.uint8)  # an sNaN double
+    samples = raw.view(dtype)
+    out = torch.zeros(9, *samples.shape[1:], dtype=dtype)
+    index = torch.tensor([7, 0, 3, 8, 5])
+    da.transforms.policies._put_samples(out, index, samples)
+    expected = torch.zeros_like(out)
+    expected[index] = samples
+    assert torch.equal(out.view(torch.uint8), expected.view(torch.uint8))
+
+
 def test_single_image_and_forward():
     image = sample_image(torch.uint8)
     out = da.TrivialAugmentWide()(image, generator=torch.Generator().manual_seed(0))

@@ -579,19 +579,23 @@ def _groups(op: Tensor, device: torch.device) -> tuple[tuple[Tensor, tuple[int, 
 
 
 def _put_samples(out: Tensor, index: Tensor, samples: Tensor) -> None:
-    """``out[index] = samples`` for a contiguous ``out``, on a CPU and without autograd as 8-byte words.
+    """``out[index] = samples`` for a contiguous ``out``; on a CPU and without autograd, in 16-byte words.
 
-    ``index_put_`` moves one element a step: for uint8 samples, words of 8 bytes are 8x fewer steps
-    (4 samples of 3 x 224 x 224 into a batch of 64: 721 us as bytes, 94 us as words, one thread).
+    ``index_put_`` moves one element a step: the samples' bytes viewed as the widest word that
+    divides a sample (complex128, else int64) take 16 or 8 times fewer steps than uint8 (4 samples
+    of 3 x 224 x 224 into a batch of 64, one thread: 721 us as bytes, 58 us as int64, 23 us as
+    complex128, about a memcpy). A copy moves the bits unchanged, whatever they mean as words.
     """
     per_sample = out[0].numel() * out.element_size()
-    words = out.device.type == "cpu" and per_sample % 8 == 0 and not (out.requires_grad or samples.requires_grad)
     samples = samples.contiguous()
-    if not words or samples.storage_offset() * samples.element_size() % 8:
+    offset = samples.storage_offset() * samples.element_size()
+    words = ((torch.complex128, 16), (torch.int64, 8))
+    word = next((dtype for dtype, size in words if per_sample % size == offset % size == 0), None)
+    if word is None or out.device.type != "cpu" or out.requires_grad or samples.requires_grad:
         out[index] = samples
         return
     rows = out.view(out.shape[0], -1)
-    rows.view(torch.int64)[index] = samples.view(-1, rows.shape[1]).view(torch.int64)
+    rows.view(word)[index] = samples.view(-1, rows.shape[1]).view(word)
 
 
 def _theta(op: Tensor, magnitude: Tensor, height: int, width: int) -> Tensor:
