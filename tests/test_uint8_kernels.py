@@ -8,7 +8,9 @@
 * ``adjust_sharpness`` on uint8 (blend written over its own float copy) against the convolution
   formula (within a rounding of the smoothed value) and across memory formats;
 * ``apply_colour(diagonal=True)`` (a scale per channel) against the matrix product, for uint8,
-  float32 and float64 images in both memory formats.
+  float32 and float64 images in both memory formats;
+* ``gather.shift_images`` (row gathers) against the nearest warp of whole-pixel translations, images
+  shifted partly or wholly out of the frame included.
 """
 
 import math
@@ -18,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffaug import functional as daf
-from diffaug.functional import colour, pixel
+from diffaug.functional import colour, gather, pixel
 
 
 def _images(seed: int, batch: int, height: int, width: int, levels: int = 256) -> torch.Tensor:
@@ -111,3 +113,18 @@ def test_diagonal_colour_pass_equals_the_matrix_product(seed, batch, height, wid
         expected = daf.apply_colour(images, matrix, clamp=True)
         out = daf.apply_colour(images, matrix, clamp=True, diagonal=True)
         assert torch.equal(out, expected) and out.stride() == expected.stride()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 5), st.integers(1, 3), st.integers(1, 20), st.integers(1, 20), st.booleans())
+def test_shift_images_equals_the_nearest_warp_of_a_whole_pixel_translation(seed, batch, channels, height, width, far):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (batch, channels, height, width), dtype=torch.uint8, generator=generator)
+    reach = 3 if far else 1  # far: samples shifted wholly outside the image too
+    dx = torch.randint(-reach * width, reach * width + 1, (batch,), generator=generator)
+    dy = torch.randint(-reach * height, reach * height + 1, (batch,), generator=generator)
+    theta = torch.zeros(batch, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, 0, 2], theta[:, 1, 2] = -2.0 * dx / width, -2.0 * dy / height
+    expected = daf.warp(images.float(), theta, (height, width), "nearest", "zeros").to(torch.uint8)
+    assert torch.equal(gather.shift_images(images, torch.stack([dx, dy], 1)), expected)

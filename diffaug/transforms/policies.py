@@ -40,8 +40,10 @@ identity), as :mod:`diffaug.transforms.pixel` does.
 from __future__ import annotations
 
 import abc
+import bisect
 import dataclasses
 import enum
+import itertools
 import math
 from typing import Any
 
@@ -51,7 +53,7 @@ from torch import Tensor
 
 from diffaug import distributions
 from diffaug import functional as daf
-from diffaug.functional import _checks, pixel
+from diffaug.functional import _checks, gather, pixel
 from diffaug.functional import colour as _colour
 from diffaug.transforms.base import RandomTransform, batch_shape, interpolation_name
 from diffaug.transforms.geometric import affine_matrix
@@ -104,6 +106,8 @@ _STAGE = (
 )
 _STAGES = 7
 _CPU_BLOCK = 4  # samples per block of a stage on a CPU (see PolicyTransform.apply_slot)
+# Ops of a stage with a kernel of their own, a contiguous range of op ids: blocks do not mix them with the others.
+_OWN_KERNEL = {_GEOMETRIC: (3, 4), _COLOUR: (7, 7)}  # whole-pixel translations; Color's full matrix
 
 # torchvision's operation sets, in its order (the order decides which op a drawn index means).
 _WIDE_OPS = OPERATIONS[:14]  # TrivialAugmentWide and RandAugment: Identity .. Equalize
@@ -449,12 +453,17 @@ class PolicyTransform(RandomTransform):
         block = _CPU_BLOCK if images.device.type == "cpu" else images.shape[0]
         start = counts[_IDENTITY]
         for stage in range(1, _STAGES):
-            for first in range(start, start + counts[stage], block):
-                run = slice(first, min(first + block, start + counts[stage]))
-                index = order[run]
-                part = images.index_select(0, index)
-                _put_samples(out, index, self._stage(stage, part, values.take(run), select=False, ops=frozenset(ops[run])))
-            start += counts[stage]
+            end = start + counts[stage]
+            # The stage's ops are sorted: those with a kernel of their own are one run (found by bisection).
+            low, high = _OWN_KERNEL.get(stage, (0, -1))
+            cuts = (start, bisect.bisect_left(ops, low, start, end), bisect.bisect_right(ops, high, start, end), end)
+            for first, last in itertools.pairwise(cuts):
+                for head in range(first, last, block):
+                    run = slice(head, min(head + block, last))
+                    index = order[run]
+                    part = self._stage(stage, images.index_select(0, index), values.take(run), False, frozenset(ops[run]))
+                    _put_samples(out, index, part)
+            start = end
         return out
 
     def _slot_values(
@@ -463,15 +472,17 @@ class PolicyTransform(RandomTransform):
         """Each sample's theta, colour matrix, bits, threshold and factor from its op and magnitude (no pixel is read)."""
         work = torch.float64 if dtype == torch.float64 else torch.float32
         magnitude = magnitude.to(work)
-        theta = matrix = None
+        theta = matrix = shift = None
         if self._uses_geometric:
             theta = _theta(op, magnitude, height, width)
+            pixels = torch.trunc(magnitude).long()  # translations are whole pixels (torchvision truncates)
+            shift = torch.stack([torch.where(op == _ID[name], pixels, 0) for name in ("TranslateX", "TranslateY")], -1)
         if self._uses_colour:
             matrix = self._colour_matrix(op, 1.0 + magnitude, channels)
         bits = torch.where(op == _ID["Posterize"], magnitude, 8.0).long()
         threshold = torch.where(op == _ID["Solarize"], _colour.value_range(dtype) * magnitude, math.inf)
         factor = torch.where(op == _ID["Sharpness"], 1.0 + magnitude, 1.0)
-        return _SlotValues(op, theta, matrix, bits, threshold, factor)
+        return _SlotValues(op, theta, matrix, bits, threshold, factor, shift)
 
     def _colour_matrix(self, op: Tensor, factor: Tensor, channels: int) -> Tensor:
         """Brightness, Color, Invert (and Contrast: then the mean form) per sample; identity for the others."""
@@ -496,8 +507,7 @@ class PolicyTransform(RandomTransform):
         """
         op = values.op
         if stage == _GEOMETRIC:
-            assert values.theta is not None
-            return self._geometric(images, op, values.theta, select)
+            return self._geometric(images, values, select, ops)
         if stage == _COLOUR:
             assert values.matrix is not None
             return self._colour(images, op, values.matrix, ops)
@@ -514,9 +524,15 @@ class PolicyTransform(RandomTransform):
         out = distributions.straight_through(images, pixel.equalize(images))
         return torch.where((op == _ID["Equalize"]).view(-1, 1, 1, 1), out, images) if select else out
 
-    def _geometric(self, images: Tensor, op: Tensor, theta: Tensor, select: bool) -> Tensor:
+    def _geometric(self, images: Tensor, values: _SlotValues, select: bool, ops: frozenset[int] | None) -> Tensor:
+        op, theta = values.op, values.theta
+        assert theta is not None and values.shift is not None
         size = (images.shape[-2], images.shape[-1])
-        if images.dtype == torch.uint8 and self._exact_nearest and self.fill == 0.0:
+        translations = ops is not None and ops <= {_ID["TranslateX"], _ID["TranslateY"]}
+        if images.dtype == torch.uint8 and self._exact_nearest and self.fill == 0.0 and translations:
+            # Whole-pixel translations sample pixels exactly: a row gather gives the nearest warp's values.
+            out = gather.shift_images(images, values.shift)
+        elif images.dtype == torch.uint8 and self._exact_nearest and self.fill == 0.0:
             # The warp's kernel and grid, without its fill offset (two passes): nearest sampling of integers with a
             # fill of 0 gives the pixels or 0, cast straight back (no rounding or clamp needed).
             grid = daf.sampling_grid(theta.to(torch.float32), size)
@@ -640,13 +656,20 @@ class _SlotValues:
     bits: Tensor
     threshold: Tensor
     factor: Tensor
+    shift: Tensor | None = None  # (B, 2) whole pixels (dx, dy) of TranslateX / TranslateY, 0 for the other ops
 
     def take(self, index: Tensor | slice) -> _SlotValues:
         def part(value: Tensor | None) -> Tensor | None:
             return None if value is None else value[index]
 
         return _SlotValues(
-            self.op[index], part(self.theta), part(self.matrix), self.bits[index], self.threshold[index], self.factor[index]
+            self.op[index],
+            part(self.theta),
+            part(self.matrix),
+            self.bits[index],
+            self.threshold[index],
+            self.factor[index],
+            part(self.shift),
         )
 
 
