@@ -224,6 +224,24 @@ def test_mixed_container_falls_back_and_targets_follow_the_per_sample_matrix():
     assert torch.allclose(out["keypoints"][~flipped], keypoints[~flipped])
 
 
+def test_inside_compose_targets_follow_a_mixed_container_and_the_steps_around_it():
+    # The container resamples by itself (it does not fuse), yet the pipeline's matrix includes it.
+    choice = da.RandomChoice([da.RandomHorizontalFlip(p=1.0), da.GaussianBlur(3)])
+    pipe = da.Compose([da.RandomVerticalFlip(p=1.0), choice, da.Resize(20)])
+    images = _images()  # (8, 3, 12, 12)
+    keypoints = torch.tensor([[[1.0, 2.0]]]).expand(8, 1, 2)
+    out = pipe(images, keypoints=keypoints, generator=_seed(2))
+    params = pipe.make_params(images, generator=_seed(2))
+    flipped = params.steps[1].choice == 0
+    assert 0 < flipped.sum() < 8
+    # Vertical flip: y -> 12 - y; the chosen horizontal flip: x -> 12 - x; Resize(20): x 20 / 12.
+    scale = 20 / 12
+    flipped_point, kept_point = torch.tensor([[[11 * scale, 10 * scale]]]), torch.tensor([[[1 * scale, 10 * scale]]])
+    expected = torch.where(flipped.view(8, 1, 1), flipped_point, kept_point)
+    assert torch.allclose(out["keypoints"], expected, atol=1e-5)
+    assert out["images"].shape == (8, 3, 20, 20)
+
+
 def test_replay_is_pure_and_a_generator_reproduces():
     t = da.RandomOrder([da.RandomRotation(20, "bilinear"), da.GaussianNoise(sigma=(0.05, 0.1))])
     images = _images()

@@ -251,6 +251,17 @@ def test_whole_policy_inside_compose_and_with_targets() -> None:
     boxes = torch.tensor([[2.0, 2.0, 10.0, 10.0]]).expand(8, 1, 4)
     out = policy(images, boxes=boxes)
     assert out["boxes"].shape == (8, 1, 4)
+    # Inside Compose the policy resamples by itself, to its own size, and targets follow its warp
+    # composed with the steps around it: the same boxes as the policy alone, then a flip.
+    sized = Policy(all_ops(), num_subpolicies=2, depth=2, size=12)
+    flip_after = da.Compose([sized, da.RandomHorizontalFlip(p=1.0)])
+    seed = torch.Generator().manual_seed(3)
+    piped = flip_after(images, boxes=boxes, generator=seed)
+    alone = sized(images, boxes=boxes, generator=torch.Generator().manual_seed(3))
+    assert piped["images"].shape == (8, 3, 12, 12)
+    assert torch.allclose(piped["images"], alone["images"].flip(-1), atol=1e-6)
+    x1, y1, x2, y2 = alone["boxes"].unbind(-1)
+    assert torch.allclose(piped["boxes"], torch.stack([12 - x2, y1, 12 - x1, y2], dim=-1), atol=1e-4)
     # A geometric-only policy still fuses inside Compose.
     geometric = da.Compose([Policy(num_subpolicies=2, depth=1), da.RandomHorizontalFlip()])
     assert geometric.make_params(images).theta is not None

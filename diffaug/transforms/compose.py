@@ -82,6 +82,11 @@ def is_geometric(params: object) -> bool:
     return params is not None and getattr(params, "theta", None) is not None
 
 
+def _warps_alone(params: object) -> bool:
+    """Whether a step that does not fuse still moves pixels: its params carry a ``matrix`` (and the ``size`` it outputs)."""
+    return isinstance(getattr(params, "matrix", None), Tensor)
+
+
 def _takes_boxes(step: nn.Module) -> bool:
     """Whether a step's ``make_params`` takes the boxes to crop (``BoxCrop``): they come from ``crop_boxes``."""
     return "boxes" in inspect.signature(step.make_params).parameters  # type: ignore[arg-type]
@@ -273,6 +278,11 @@ class Compose(nn.Sequential):
                     )
                 thetas.append(params.theta)
                 size = (int(params.size[0]), int(params.size[1]))
+            elif _warps_alone(params):
+                # A step that resamples on its own (a policy over every kind of operation, a container
+                # mixing kinds): it does not fuse, but targets follow its matrix and later steps its size.
+                thetas.append(daf.to_theta(params.matrix))
+                size = (int(params.size[0]), int(params.size[1]))
             steps.append(params)
         if crop_boxes is not None and not boxes_used:
             raise ValueError("crop_boxes were given but no step crops given boxes (a step whose make_params takes boxes)")
@@ -388,7 +398,7 @@ class Compose(nn.Sequential):
 
 def _pixel_step(images: Tensor, step: nn.Module, params: Any, index: int) -> Tensor:
     """A step that does not warp (colour, pixel ops, a plain module): replayed from its params, or called."""
-    expected = tuple(images.shape[-2:])
+    expected = tuple(params.size) if _warps_alone(params) else tuple(images.shape[-2:])
     out = step.transform(images, params) if params is not None else step(images)  # type: ignore[operator]
     if tuple(out.shape[-2:]) != expected:
         raise ValueError(
