@@ -363,6 +363,17 @@ def test_samples_are_written_into_their_places_bit_for_bit(dtype, width):
     assert torch.equal(out.view(torch.uint8), expected.view(torch.uint8))
 
 
+@pytest.mark.parametrize("cls", [da.TrivialAugmentWide, da.RandAugment])
+def test_masked_way_traces_in_one_graph_on_uint8(cls):
+    # The uint8 kernels (casts through int16, integer solarize, sharpness blended in place) stay traceable.
+    images = (sample_image(torch.float64, 16, 16) * 255).round().to(torch.uint8).repeat(6, 1, 1, 1)
+    policy = cls(grouped=False)
+    params = policy.make_params(images, generator=torch.Generator().manual_seed(3))
+    params.op[:, 0] = torch.arange(6) + 8  # Contrast, Sharpness, Posterize, Solarize, AutoContrast, Equalize among them
+    compiled = torch.compile(policy.transform, fullgraph=True, backend="eager")
+    assert torch.equal(compiled(images, params), policy.transform(images, params))
+
+
 def test_single_image_and_forward():
     image = sample_image(torch.uint8)
     out = da.TrivialAugmentWide()(image, generator=torch.Generator().manual_seed(0))

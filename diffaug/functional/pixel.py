@@ -421,9 +421,10 @@ def adjust_sharpness(images: Tensor, sharpness_factor: float | Tensor) -> Tensor
     rows = (work[..., :, :-2] + work[..., :, 1:-1]).add_(work[..., :, 2:])
     smooth = (rows[..., :-2, :] + rows[..., 1:-1, :]).add_(rows[..., 2:, :]).add_(inner, alpha=4).div_(13.0)
     if images.dtype == torch.uint8:
-        # Written over the interior of this function's own float copy, the border kept (uint8 carries no gradient).
+        # Blended in place, then copied over the interior of this function's own float copy, the border kept
+        # (uint8 carries no gradient): no further batch.
         with torch.no_grad():
-            torch.lerp(smooth.round_(), inner, factor, out=inner)
+            inner.copy_(smooth.round_().lerp_(inner, factor))
         return _like_input(to_uint8(work.clamp_(0, 255)), images)
     # factor * x + (1 - factor) * smooth on the interior, the border kept.
     out = work.clone()
