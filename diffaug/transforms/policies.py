@@ -48,7 +48,6 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from diffaug import distributions
@@ -532,12 +531,6 @@ class PolicyTransform(RandomTransform):
         if images.dtype == torch.uint8 and self._exact_nearest and self.fill == 0.0 and translations:
             # Whole-pixel translations sample pixels exactly: a row gather gives the nearest warp's values.
             out = gather.shift_images(images, values.shift)
-        elif images.dtype == torch.uint8 and self._exact_nearest and self.fill == 0.0:
-            # The warp's kernel and grid, without its fill offset (two passes): nearest sampling of integers with a
-            # fill of 0 gives the pixels or 0, cast straight back (no rounding or clamp needed).
-            grid = daf.sampling_grid(theta.to(torch.float32), size)
-            out = F.grid_sample(images.to(torch.float32), grid, mode="nearest", padding_mode="zeros", align_corners=False)
-            out = _colour.to_uint8(out)
         elif images.dtype == torch.uint8 and self._exact_nearest:
             # Nearest sampling of integers with an integer fill gives integers: skip the warp's rounding and clamp
             # (which cost as much as the sampling on a CPU), converting back directly.
