@@ -383,7 +383,7 @@ def uint8_case(device_type: str) -> Case:
 def simclr_case(batch: int, size: int, out: int) -> Case:
     """SimCLR's per-sample pipeline on float32 images, forward only.
 
-    The issue's goals (0.5x Kornia, 0.35x a torchvision loop) are set on the fused jitter, the mode
+    The goals (0.5x Kornia, 0.35x a torchvision loop) are set on the fused jitter, the mode
     that meets both on this project's CPU. The exact (default) jitter's row is measured beside it
     without a goal: it sits near both limits and crosses one or the other with the machine's load
     (docs/performance.md).
