@@ -466,6 +466,8 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> float | None:
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    # The profiler's backend logs two lines per start and stop on stderr; above its highest level it is quiet.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     from torch.profiler import ProfilerActivity, profile
 
     try:
