@@ -22,7 +22,6 @@ outside the image shows ``fill`` (``padding_mode="constant"``) or the image's ow
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -192,7 +191,6 @@ def _check_center(center: object) -> tuple[float, float] | None:
     return float(center[0]), float(center[1])
 
 
-@functools.lru_cache(maxsize=256)
 def expanded_size(degrees: tuple[float, float], height: int, width: int) -> tuple[int, int]:
     """The canvas ``(h, w)`` that holds an ``height x width`` image rotated by any angle in ``degrees``.
 
