@@ -24,6 +24,7 @@ StyleGAN2-ADA's rotation about the grey axis, the affine stand-in a fused pass u
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -46,6 +47,9 @@ __all__ = [
     "permutation_matrix",
     "normalize_matrix",
     "compose_colour",
+    "mean_form",
+    "plain_form",
+    "same_form",
     "apply_colour",
     "rgb_to_hsv",
     "hsv_to_rgb",
@@ -304,6 +308,44 @@ def _parts(matrix: Tensor, channels: int) -> tuple[Tensor, Tensor | None, Tensor
         f"a colour matrix for {channels} input channels must have {channels + 1} or {2 * channels + 1} columns, "
         f"got shape {tuple(matrix.shape)}"
     )
+
+
+def mean_form(matrix: Tensor, channels: int) -> Tensor:
+    """A plain ``[A | t]`` matrix ``(B, C, C + 1)`` widened to ``[A | 0 | t]`` ``(B, C, 2 C + 1)``.
+
+    Matrices of both forms can then be selected, mixed or multiplied per sample (a mean part of 0
+    reads no mean).
+
+    Examples:
+        >>> import torch
+        >>> mean_form(torch.tensor([[[2.0, 0.5]]]), 1)
+        tensor([[[2.0000, 0.0000, 0.5000]]])
+    """
+    return torch.cat([matrix[..., :channels], torch.zeros_like(matrix[..., :channels]), matrix[..., channels:]], -1)
+
+
+def plain_form(matrix: Tensor, channels: int) -> Tensor:
+    """``[A | M | t]`` -> ``[A | t]``: drop the mean part of a matrix whose mean part is zero (no mean pass then).
+
+    Examples:
+        >>> import torch
+        >>> plain_form(torch.tensor([[[2.0, 0.0, 0.5]]]), 1)
+        tensor([[[2.0000, 0.5000]]])
+    """
+    return torch.cat([matrix[..., :channels], matrix[..., 2 * channels :]], -1)
+
+
+def same_form(matrices: Sequence[Tensor], channels: int) -> list[Tensor]:
+    """Colour matrices on ``channels`` inputs in one form: all in the mean form if any has a mean part.
+
+    Examples:
+        >>> import torch
+        >>> [m.shape[-1] for m in same_form([torch.zeros(1, 1, 2), torch.zeros(1, 1, 3)], 1)]
+        [3, 3]
+    """
+    if all(m.shape[-1] == channels + 1 for m in matrices):
+        return list(matrices)
+    return [m if m.shape[-1] == 2 * channels + 1 else mean_form(m, channels) for m in matrices]
 
 
 def compose_colour(first: Tensor, second: Tensor, channels: int) -> Tensor:

@@ -64,7 +64,7 @@ from diffaug.search._fuse import check_gradient_path
 from diffaug.transforms import pixel as pixel_transforms
 from diffaug.transforms import targets as target_layer
 from diffaug.transforms.base import GeometricTransform, Params, RandomTransform, batch_shape, param_dtype, stand_in
-from diffaug.transforms.colour import ColourTransform, mean_form
+from diffaug.transforms.colour import ColourTransform
 
 __all__ = ["Policy", "LearnablePolicyParams", "Stage", "all_ops", "default_ops", "freeze", "op_kind"]
 
@@ -328,9 +328,7 @@ def mix_colours(weights: Tensor, colours: Sequence[Tensor | None], kinds: Sequen
         c.to(dtype) if k == COLOUR and c is not None else identity if k == GEOMETRIC else torch.zeros_like(identity)
         for c, k in zip(colours, kinds, strict=True)
     ]
-    if any(m.shape[-1] == 2 * channels + 1 for m in matrices):
-        matrices = [m if m.shape[-1] == 2 * channels + 1 else mean_form(m, channels) for m in matrices]
-    return torch.einsum("bk,bkij->bij", weights, torch.stack(matrices, dim=1))
+    return torch.einsum("bk,bkij->bij", weights, torch.stack(daf.same_form(matrices, channels), dim=1))
 
 
 @dataclasses.dataclass

@@ -224,25 +224,8 @@ def _op_matrices(
             out.append(None)
             continue
         matrix = build(factor, channels)
-        out.append(matrix if op == _CONTRAST else mean_form(matrix, channels))
+        out.append(matrix if op == _CONTRAST else daf.mean_form(matrix, channels))
     return out
-
-
-def mean_form(matrix: Tensor, channels: int) -> Tensor:
-    """A plain ``[A | t]`` matrix ``(B, C, C + 1)`` widened to ``[A | 0 | t]`` ``(B, C, 2 C + 1)``.
-
-    Matrices of both forms can then be selected or multiplied per sample (a mean part of 0 reads no mean).
-
-    Examples:
-        >>> import torch
-        >>> mean_form(torch.tensor([[[2.0, 0.5]]]), 1)
-        tensor([[[2.0000, 0.0000, 0.5000]]])
-    """
-    return torch.cat([matrix[..., :channels], torch.zeros_like(matrix[..., :channels]), matrix[..., channels:]], -1)
-
-
-def _plain_form(matrix: Tensor, channels: int) -> Tensor:
-    return torch.cat([matrix[..., :channels], matrix[..., 2 * channels :]], -1)
 
 
 def _pick(matrices: Sequence[Tensor | None], op: Tensor, identity: Tensor) -> Tensor:
@@ -265,7 +248,7 @@ def _compacted_order(order: Tensor, present: Sequence[int]) -> Tensor:
 
 def _affine_step(images: Tensor, matrix: Tensor, channels: int, uses_mean: bool, out: Tensor | None = None) -> Tensor:
     """One torchvision adjustment: the matrix, then the clamp (and uint8 truncation) torchvision applies after it."""
-    return daf.apply_colour(images, matrix if uses_mean else _plain_form(matrix, channels), clamp=True, out=out)
+    return daf.apply_colour(images, matrix if uses_mean else daf.plain_form(matrix, channels), clamp=True, out=out)
 
 
 def _hue_step(images: Tensor, hue: Tensor, skips: bool, out: Tensor | None = None) -> Tensor:
@@ -396,11 +379,11 @@ class ColorJitter(ColourTransform):
 
     def _fused_matrix(self, factors: Sequence[Tensor | None], order: Tensor, channels: int, applied: Tensor) -> Tensor:
         matrices = _op_matrices(factors, channels, applied.shape[0], applied, fused_hue=True)
-        identity = mean_form(daf.colour_identity(applied.shape[0], channels, applied.device, applied.dtype), channels)
+        identity = daf.mean_form(daf.colour_identity(applied.shape[0], channels, applied.device, applied.dtype), channels)
         product = identity
         for position in range(4):
             product = daf.compose_colour(product, _pick(matrices, order[:, position], identity), channels)
-        return product if factors[_CONTRAST] is not None else _plain_form(product, channels)
+        return product if factors[_CONTRAST] is not None else daf.plain_form(product, channels)
 
     def colour_pass(self, images: Tensor, params: ColourParams) -> Tensor:
         if params.colour is not None:
@@ -413,7 +396,7 @@ class ColorJitter(ColourTransform):
         channels = images.shape[-3]
         like = params.applied
         matrices = _op_matrices(factors, channels, images.shape[0], like, fused_hue=False)
-        identity = mean_form(daf.colour_identity(images.shape[0], channels, like.device, like.dtype), channels)
+        identity = daf.mean_form(daf.colour_identity(images.shape[0], channels, like.device, like.dtype), channels)
         uses_mean = params.contrast is not None
         sequence = _compacted_order(params.order, present)  # (B, n)
         count = len(present)
@@ -522,19 +505,19 @@ class RandomPhotometricDistort(ColourTransform):
         b, c, s, h = _op_matrices(factors, channels, params.applied.shape[0], params.applied, fused_hue)
         if c is None:
             return [b, None, s, h, None]
-        identity = mean_form(daf.colour_identity(c.shape[0], channels, c.device, c.dtype), channels)
+        identity = daf.mean_form(daf.colour_identity(c.shape[0], channels, c.device, c.dtype), channels)
         before = params.contrast_before[:, None, None]
         return [b, torch.where(before, c, identity), s, h, torch.where(before, identity, c)]
 
     def _fused_matrix(self, params: JitterParams, channels: int) -> Tensor:
         like = params.applied
-        identity = mean_form(daf.colour_identity(like.shape[0], channels, like.device, like.dtype), channels)
+        identity = daf.mean_form(daf.colour_identity(like.shape[0], channels, like.device, like.dtype), channels)
         product = identity
         for matrix in self._sequence(params, channels, fused_hue=True):
             if matrix is not None:
                 product = daf.compose_colour(product, matrix, channels)
-        product = daf.compose_colour(product, mean_form(self._permutation(params, channels), channels), channels)
-        return product if params.contrast is not None else _plain_form(product, channels)
+        product = daf.compose_colour(product, daf.mean_form(self._permutation(params, channels), channels), channels)
+        return product if params.contrast is not None else daf.plain_form(product, channels)
 
     def colour_pass(self, images: Tensor, params: ColourParams) -> Tensor:
         if params.colour is not None:

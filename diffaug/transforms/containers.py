@@ -34,7 +34,6 @@ from diffaug import functional as daf
 from diffaug.functional import _checks
 from diffaug.functional import _constants as _const
 from diffaug.transforms.base import RandomTransform, batch_shape, other_forms, param_dtype, replayable, stand_in, where_applied
-from diffaug.transforms.colour import mean_form
 from diffaug.transforms.compose import Compose, is_geometric
 
 __all__ = ["ContainerParams", "RandomApply", "RandomChoice", "RandomOrder"]
@@ -105,13 +104,6 @@ def _check_transforms(transforms: object, owner: str) -> list[nn.Module]:
 
 def _colour_of(params: Any) -> Tensor | None:
     return getattr(params, "colour", None) if not is_geometric(params) else None
-
-
-def _widen(matrices: list[Tensor], channels: int) -> list[Tensor]:
-    """Colour matrices of one input width in one form: the mean form for all if any has it."""
-    if all(m.shape[-1] == channels + 1 for m in matrices):
-        return matrices
-    return [m if m.shape[-1] == 2 * channels + 1 else mean_form(m, channels) for m in matrices]
 
 
 def _pick(stacked: Tensor, index: Tensor) -> Tensor:
@@ -235,7 +227,7 @@ class ContainerTransform(RandomTransform):
         kept = [m for m in matrices if m is not None]
         if any(getattr(s, "channels", channels) != channels or m.shape[-2] != channels for s, m in zip(steps, kept, strict=True)):
             return None
-        return _widen(kept, channels)
+        return daf.same_form(kept, channels)
 
 
 def _colour_flags(steps: list[Any]) -> tuple[bool, bool]:
@@ -312,7 +304,7 @@ class RandomApply(ContainerTransform):
             colour = matrices[0]
             for matrix in matrices[1:]:
                 colour = daf.compose_colour(colour, matrix, channels)
-            neutral = _widen([daf.colour_identity(batch, channels, images.device, colour.dtype), colour], channels)[0]
+            neutral = daf.same_form([daf.colour_identity(batch, channels, images.device, colour.dtype), colour], channels)[0]
             params.colour = where_applied(applied.to(colour.dtype), colour, neutral)
             params.clamp = bool(getattr(steps[-1], "clamp", False))
             params.diagonal, params.needs_float = _colour_flags(steps)

@@ -495,7 +495,7 @@ class PolicyTransform(RandomTransform):
         for name, matrix in choices:
             out = torch.where((op == _ID[name]).view(-1, 1, 1), matrix, out)
         if self._uses_mean:
-            out = _mean_form(out, channels)
+            out = daf.mean_form(out, channels)
             out = torch.where((op == _ID["Contrast"]).view(-1, 1, 1), _colour.contrast_matrix(factor, channels), out)
         return out
 
@@ -558,10 +558,10 @@ class PolicyTransform(RandomTransform):
             gain = torch.where(flat, 1.0, 1.0 / torch.where(flat, 1.0, high - low))
             offset = torch.where(flat, 0.0, -low * gain)
             stretch = torch.cat([torch.diag_embed(gain), offset.unsqueeze(-1)], -1)
-            stretch = _mean_form(stretch, channels) if self._uses_mean else stretch
+            stretch = daf.mean_form(stretch, channels) if self._uses_mean else stretch
             matrix = torch.where((op == _ID["AutoContrast"]).view(-1, 1, 1), stretch, matrix)
         if ops is not None and self._uses_mean and _ID["Contrast"] not in ops:
-            matrix = torch.cat([matrix[..., :channels], matrix[..., 2 * channels :]], -1)  # the mean's columns are 0
+            matrix = daf.plain_form(matrix, channels)  # the mean's columns are 0
         return daf.apply_colour(images, matrix, clamp=True, diagonal=ops is not None and _ID["Color"] not in ops)
 
     def forward(self, images: Tensor, *tv_targets: Any, generator: torch.Generator | None = None, **targets: Any) -> Any:
@@ -632,11 +632,6 @@ def _theta(op: Tensor, magnitude: Tensor, height: int, width: int) -> Tensor:
     corner = (is_shear_x | is_shear_y).unsqueeze(-1)
     center = torch.where(corner, 0.0, magnitude.new_tensor([width / 2.0, height / 2.0]))
     return daf.to_theta(affine_matrix(angle, translate, torch.ones_like(magnitude), shear, center, (height, width)))
-
-
-def _mean_form(matrix: Tensor, channels: int) -> Tensor:
-    """``[A | t]`` -> ``[A | 0 | t]``, so that matrices of both forms can be selected per sample."""
-    return torch.cat([matrix[..., :channels], torch.zeros_like(matrix[..., :channels]), matrix[..., channels:]], -1)
 
 
 @dataclasses.dataclass
