@@ -84,16 +84,7 @@ def check_kernel_size(kernel_size: int | Sequence[int], name: str = "kernel_size
         >>> check_kernel_size(23), check_kernel_size((5, 3))
         ((23, 23), (5, 3))
     """
-    if isinstance(kernel_size, int) and not isinstance(kernel_size, bool):
-        pair: tuple[object, ...] = (kernel_size, kernel_size)
-    elif isinstance(kernel_size, Sequence) and not isinstance(kernel_size, str) and len(kernel_size) in (1, 2):
-        pair = tuple(kernel_size) if len(kernel_size) == 2 else (kernel_size[0], kernel_size[0])
-    else:
-        raise TypeError(f"{name} must be an int or a pair (kx, ky) of ints, got {kernel_size!r}")
-    if not all(isinstance(k, int) and not isinstance(k, bool) for k in pair):
-        raise TypeError(f"{name} must be an int or a pair (kx, ky) of ints, got {kernel_size!r}")
-    kx, ky = pair
-    assert isinstance(kx, int) and isinstance(ky, int)
+    kx, ky = _checks.check_int_pair(kernel_size, name, "(kx, ky)")
     if kx <= 0 or ky <= 0 or kx % 2 == 0 or ky % 2 == 0:
         raise ValueError(f"{name} must be odd and positive, got {kernel_size!r}")
     return kx, ky
