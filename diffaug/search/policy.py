@@ -62,8 +62,15 @@ from diffaug.functional import _checks
 from diffaug.functional.geometry import pipeline_theta
 from diffaug.search._fuse import check_gradient_path
 from diffaug.transforms import pixel as pixel_transforms
-from diffaug.transforms import targets as target_layer
-from diffaug.transforms.base import GeometricTransform, Params, RandomTransform, batch_shape, param_dtype, stand_in
+from diffaug.transforms.base import (
+    GeometricTransform,
+    Params,
+    RandomTransform,
+    batch_shape,
+    other_forms,
+    param_dtype,
+    stand_in,
+)
 from diffaug.transforms.colour import ColourTransform
 
 __all__ = ["Policy", "LearnablePolicyParams", "Stage", "all_ops", "default_ops", "freeze", "op_kind"]
@@ -503,10 +510,8 @@ class Policy(GeometricTransform):
         _checks.check_images(images)
         if not isinstance(params, LearnablePolicyParams):
             raise TypeError(f"params must be the LearnablePolicyParams of this policy's make_params, got {type(params).__name__}")
-        if type(images) is not Tensor:
-            return target_layer.wrap_like(self.transform(target_layer.as_plain(images), params), images)
-        if images.ndim == 3:
-            return self.transform(images.unsqueeze(0), params).squeeze(0)
+        if (out := other_forms(self.transform, images, params)) is not None:
+            return out  # tv_tensors.Image in, Image out; a single image as a batch of one
         photometric = any(c is not None for c in params.colours)
         if photometric and not images.is_floating_point():
             raise TypeError(f"a policy with colour or pixel candidates needs floating point images, got {images.dtype}")
