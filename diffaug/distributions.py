@@ -258,7 +258,7 @@ def relaxed_bernoulli(probability: Tensor, noise: Tensor, temperature: float, ha
     if not hard:
         return soft
     hard_value = (u > 1 - p).to(soft.dtype)
-    return hard_value + soft - soft.detach()
+    return straight_through(soft, hard_value)  # exactly 0 or 1 (hard + soft - soft is not, in floating point)
 
 
 def relaxed_one_hot(logits: Tensor, noise: Tensor, temperature: float, hard: bool) -> Tensor:

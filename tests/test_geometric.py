@@ -242,7 +242,10 @@ def test_relaxed_flip_blends_the_matrix():
     assert ((params.applied > 0.05) & (params.applied < 0.95)).any()  # relaxed in training mode
     flip.eval()
     hard = flip.make_params(torch.rand(256, 1, 4, 4), generator=torch.Generator().manual_seed(0)).applied
-    assert ((hard - hard.round()).abs() < 1e-6).all()  # hard draws (straight-through) in eval mode
+    assert ((hard == 0) | (hard == 1)).all()  # hard draws in eval mode: exactly 0 or 1, not within rounding
+    assert 0 < hard.sum() < 256
+    (gradient,) = torch.autograd.grad(hard.sum(), flip.p_logit)
+    assert gradient.abs() > 0  # and still the relaxed draw's gradient (straight-through)
 
 
 @pytest.mark.parametrize(
