@@ -309,6 +309,19 @@ def test_partner_gather_equals_the_indexing_formulas_bitwise(seed, corners, dtyp
             assert torch.equal(mixed, torch.lerp(images[partner], images, lam.view(-1, 1, 1, 1)))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("mixing", [da.MixUp, da.CutMix])
+def test_channels_last_images_stay_channels_last(mixing, threads: int) -> None:
+    # The one-thread gather returns a contiguous batch: it must not turn channels-last images into NCHW.
+    images = torch.rand(4, 3, 6, 7).contiguous(memory_format=torch.channels_last)
+    labels = torch.tensor([0, 1, 2, 3])
+    with _threads(threads):
+        out, _ = mixing(num_classes=4)(images, labels, generator=torch.Generator().manual_seed(0))
+        plain, _ = mixing(num_classes=4)(images.contiguous(), labels, generator=torch.Generator().manual_seed(0))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, plain)
+
+
 def test_gradcheck_on_one_thread() -> None:
     # The one-thread gather (index_select) carries gradients as indexing does.
     images = torch.rand(3, 2, 5, 6, dtype=torch.float64, requires_grad=True)

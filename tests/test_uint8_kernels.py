@@ -18,6 +18,7 @@ import math
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from diffaug import functional as daf
 from diffaug.functional import colour, gather, pixel
@@ -54,6 +55,27 @@ def test_uint8_solarize_equals_the_comparison(seed, batch, height, width, thresh
     number = min(max(thresholds[0], 0.0), 255.0) if not math.isnan(thresholds[0]) else 128.5
     assert torch.equal(pixel.solarize(images, number), torch.where(images >= number, images.bitwise_not(), images))
     assert torch.equal(pixel.solarize(images[0], number), torch.where(images[0] >= number, images[0].bitwise_not(), images[0]))
+
+
+class _RecordOps(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        self.ops.append(func._overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_uint8_solarize_with_a_number_makes_no_tensor_of_it() -> None:
+    # A tensor made from a Python number (aten.lift_fresh) is, on a GPU, a synchronous copy to the device on
+    # every call: the threshold's first inverted level is found on the host instead, with float32's rounding.
+    images = _images(0, 2, 5, 5)
+    for level in (0.0, 1e-9, 100.000001, 127.5, 254.99999, 255.0):
+        with _RecordOps() as recorded:
+            out = pixel.solarize(images, level)
+        assert "lift_fresh" not in recorded.ops
+        assert torch.equal(out, torch.where(images >= level, images.bitwise_not(), images))
 
 
 @settings(max_examples=20, deadline=None)

@@ -162,7 +162,10 @@ def _partners(images: Tensor, partner: Tensor) -> Tensor:
     core (2 threads beside a busy process: 6x a ``clone``, indexing 1.25x); there indexing is kept.
     Compiled, indexing too (the thread count is not traced; Inductor fuses the gather into the blend).
     """
-    if not torch.compiler.is_compiling() and images.device.type == "cpu" and torch.get_num_threads() == 1:
+    # index_select returns a contiguous batch: only for contiguous images (channels-last stays channels-last).
+    if torch.compiler.is_compiling() or images.device.type != "cpu" or not images.is_contiguous():
+        return images[partner]
+    if torch.get_num_threads() == 1:
         return images.index_select(0, partner)
     return images[partner]
 

@@ -21,6 +21,8 @@ histogram and ``argmax``); the straight-through estimators that the transforms p
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Sequence
 
 import torch
@@ -345,10 +347,16 @@ def _solarize_uint8(images: Tensor, level: float | Tensor) -> Tensor:
     the inversion an xor with it. On a CPU a comparison over the pixels and ``torch.where`` cost 10 to 100
     times a pass of integer arithmetic (600k uint8 values, one thread: 340 us, 2.4 ms, about 25 us).
     """
-    first = torch.as_tensor(level, dtype=torch.float32, device=images.device).ceil()
     # NaN inverts nothing (x >= NaN is false), as a threshold above 255 does: 256 stands for both.
-    first = first.nan_to_num(256.0).clamp_(0.0, 256.0).to(torch.int16)
-    flip = torch.sub(first - 1, images.to(torch.int16)).bitwise_right_shift_(15).to(torch.uint8)
+    first: int | Tensor
+    if isinstance(level, Tensor):
+        first = level.to(torch.float32).ceil().nan_to_num(256.0).clamp_(0.0, 256.0).to(torch.int16)
+    else:
+        # A number stays on the host (a tensor made from it would be a copy to the images' device per call).
+        value = min(max(level, -1.0), 257.0)  # beyond these bounds every threshold acts alike
+        value = struct.unpack("f", struct.pack("f", value))[0]  # rounded to float32, as the comparison promotes
+        first = 256 if math.isnan(value) else math.ceil(min(max(value, 0.0), 256.0))
+    flip = ((first - 1) - images.to(torch.int16)).bitwise_right_shift_(15).to(torch.uint8)
     return images ^ flip
 
 
