@@ -331,10 +331,30 @@ def test_grouped_and_masked_agree_replay_and_keep_dtype(cls, dtype):
     assert torch.equal(grouped(images, generator=torch.Generator().manual_seed(6)), out)
 
 
+@pytest.mark.parametrize("cls", [da.TrivialAugmentWide, da.RandAugment, da.AutoAugment, da.AugMix])
+def test_grouped_and_masked_give_the_same_gradients(cls):
+    # The masked way runs every stage on every sample; a sample that skips a stage must keep its gradient too,
+    # also at pixels on the ends of the range, where the stages' clamps have a zero derivative.
+    shift = 0.08 * (torch.arange(24, dtype=torch.float64) % 4).view(-1, 1, 1, 1)
+    images = (sample_image(torch.float64, 20, 24) + shift).clamp(0, 1)
+    images[..., :2, :], images[..., -2:, :] = 0.0, 1.0
+    weight = torch.rand(images.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    params = cls().make_params(images, generator=torch.Generator().manual_seed(6))
+    gradients = []
+    for grouped in (True, False):
+        leaf = images.clone().requires_grad_()
+        replay = params if grouped else dataclasses.replace(params, groups=None)
+        (cls(grouped=grouped).transform(leaf, replay) * weight).sum().backward()
+        gradients.append(leaf.grad)
+    assert torch.allclose(gradients[0], gradients[1], rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_grouped_slots_write_in_place_only_into_the_batch_they_made(layout):
     # After the first slot the grouped way writes into its own batch: the caller's images stay as they were.
-    images = (sample_image(torch.float64, 20, 24) * 255).round().to(torch.uint8).repeat(12, 1, 1, 1)
+    # Distinct samples, so that reading another sample's pixels in a later slot would show.
+    shift = 0.05 * (torch.arange(12, dtype=torch.float64) % 6).view(-1, 1, 1, 1)
+    images = ((sample_image(torch.float64, 20, 24) + shift).clamp(0, 1) * 255).round().to(torch.uint8)
     images = images.contiguous(memory_format=layout)
     before = images.clone()
     grouped, masked = da.RandAugment(num_ops=4), da.RandAugment(num_ops=4, grouped=False)

@@ -53,6 +53,7 @@ from torch import Tensor
 from diffaug import distributions
 from diffaug import functional as daf
 from diffaug.functional import _checks, gather, pixel
+from diffaug.functional import _constants as _const
 from diffaug.functional import colour as _colour
 from diffaug.transforms.base import RandomTransform, batch_shape, interpolation_name
 from diffaug.transforms.geometric import affine_matrix
@@ -105,8 +106,10 @@ _STAGE = (
 )
 _STAGES = 7
 _CPU_BLOCK = 4  # samples per block of a stage on a CPU (see PolicyTransform.apply_slot)
+_TRANSLATIONS = ("TranslateX", "TranslateY")
 # Ops of a stage with a kernel of their own, a contiguous range of op ids: blocks do not mix them with the others.
-_OWN_KERNEL = {_GEOMETRIC: (3, 4), _COLOUR: (7, 7)}  # whole-pixel translations; Color's full matrix
+_OWN_KERNEL = {_GEOMETRIC: (_ID["TranslateX"], _ID["TranslateY"]), _COLOUR: (_ID["Color"], _ID["Color"])}
+assert _ID["TranslateY"] == _ID["TranslateX"] + 1  # whole-pixel translations (row copies); Color's full matrix
 
 # torchvision's operation sets, in its order (the order decides which op a drawn index means).
 _WIDE_OPS = OPERATIONS[:14]  # TrivialAugmentWide and RandAugment: Identity .. Equalize
@@ -460,7 +463,8 @@ class PolicyTransform(RandomTransform):
                 for head in range(first, last, block):
                     run = slice(head, min(head + block, last))
                     index = order[run]
-                    part = self._stage(stage, images.index_select(0, index), values.take(run), False, frozenset(ops[run]))
+                    block_images, block_values = images.index_select(0, index), values.take(run)
+                    part = self._stage(stage, block_images, block_values, select=False, ops=frozenset(ops[run]))
                     _put_samples(out, index, part)
             start = end
         return out
@@ -473,9 +477,10 @@ class PolicyTransform(RandomTransform):
         magnitude = magnitude.to(work)
         theta = matrix = shift = None
         if self._uses_geometric:
-            theta = _theta(op, magnitude, height, width)
-            pixels = torch.trunc(magnitude).long()  # translations are whole pixels (torchvision truncates)
-            shift = torch.stack([torch.where(op == _ID[name], pixels, 0) for name in ("TranslateX", "TranslateY")], -1)
+            # Translations are whole pixels (torchvision truncates): (dx, dy), 0 for the other ops.
+            translate = torch.stack([torch.where(op == _ID[name], torch.trunc(magnitude), 0.0) for name in _TRANSLATIONS], -1)
+            theta = _theta(op, magnitude, translate, height, width)
+            shift = translate.long()
         if self._uses_colour:
             matrix = self._colour_matrix(op, 1.0 + magnitude, channels)
         bits = torch.where(op == _ID["Posterize"], magnitude, 8.0).long()
@@ -503,31 +508,32 @@ class PolicyTransform(RandomTransform):
         """One family of operations; the identity for samples whose op is not in it (``select``: exactly).
 
         ``ops``: the op ids of these samples, when known on the host (grouped), for cheaper kernels.
+        With ``select`` (the masked way) the other samples are kept as they came, values and
+        gradients alike: a stage's identity values (factor 1, bits 8, ...) still pass through its
+        clamps, whose gradient is 0 at the ends of the range.
         """
-        op = values.op
+        out = self._stage_output(stage, images, values, ops)
+        return torch.where(_in_stage(values.op, stage), out, images) if select else out
+
+    def _stage_output(self, stage: int, images: Tensor, values: _SlotValues, ops: frozenset[int] | None) -> Tensor:
         if stage == _GEOMETRIC:
-            return self._geometric(images, values, select, ops)
+            return self._geometric(images, values, ops)
         if stage == _COLOUR:
             assert values.matrix is not None
-            return self._colour(images, op, values.matrix, ops)
+            return self._colour(images, values.op, values.matrix, ops)
         if stage == _POSTERIZE:
-            out = distributions.straight_through(images, pixel.posterize(images, values.bits))
-            # Float posterize at 8 bits still floors to 256 levels: keep the other samples as they are.
-            chosen = (op == _ID["Posterize"]).view(-1, 1, 1, 1)
-            return out if images.dtype == torch.uint8 or not select else torch.where(chosen, out, images)
+            return distributions.straight_through(images, pixel.posterize(images, values.bits))
         if stage == _SOLARIZE:
             return pixel.solarize(images, values.threshold)
         if stage == _SHARPNESS:
             return pixel.adjust_sharpness(images, values.factor)
-        # Equalize: computed for the stage's samples, kept only where chosen.
-        out = distributions.straight_through(images, pixel.equalize(images))
-        return torch.where((op == _ID["Equalize"]).view(-1, 1, 1, 1), out, images) if select else out
+        return distributions.straight_through(images, pixel.equalize(images))
 
-    def _geometric(self, images: Tensor, values: _SlotValues, select: bool, ops: frozenset[int] | None) -> Tensor:
-        op, theta = values.op, values.theta
+    def _geometric(self, images: Tensor, values: _SlotValues, ops: frozenset[int] | None) -> Tensor:
+        theta = values.theta
         assert theta is not None and values.shift is not None
         size = (images.shape[-2], images.shape[-1])
-        translations = ops is not None and ops <= {_ID["TranslateX"], _ID["TranslateY"]}
+        translations = ops is not None and ops <= {_ID[name] for name in _TRANSLATIONS}
         if images.dtype == torch.uint8 and self._exact_nearest and self.fill == 0.0 and translations:
             # Whole-pixel translations sample pixels exactly: a row gather gives the nearest warp's values.
             out = gather.shift_images(images, values.shift)
@@ -537,10 +543,7 @@ class PolicyTransform(RandomTransform):
             out = _colour.to_uint8(daf.warp(images.to(torch.float32), theta, size, "nearest", "zeros", fill=self.fill))
         else:
             out = daf.warp(images, theta, size, self.mode, "zeros", fill=self.fill)
-        if not select:
-            return out
-        geometric = (op >= _ID["ShearX"]) & (op <= _ID["Rotate"])
-        return torch.where(geometric.view(-1, 1, 1, 1), out, images)
+        return out
 
     def _colour(self, images: Tensor, op: Tensor, matrix: Tensor, ops: frozenset[int] | None = None) -> Tensor:
         """The colour pass; with the samples' op ids known on the host (``ops``), only what they need.
@@ -569,6 +572,15 @@ class PolicyTransform(RandomTransform):
         if tv_targets or targets:
             raise TypeError(f"{type(self).__name__} transforms images only (as torchvision's); got targets besides the images")
         return self.transform(images, self.make_params(images, generator=generator))
+
+
+def _in_stage(op: Tensor, stage: int) -> Tensor:
+    """``(B, 1, 1, 1)`` bool: whether each sample's op belongs to ``stage`` (comparisons: no table copied to the device)."""
+    first, *others = (index for index, family in enumerate(_STAGE) if family == stage)
+    chosen = op == first
+    for index in others:
+        chosen = chosen | (op == index)
+    return chosen.view(-1, 1, 1, 1)
 
 
 def _signed(table: Tensor, op: Tensor, bins: Tensor, u_sign: Tensor) -> Tensor:
@@ -614,23 +626,19 @@ def _put_samples(out: Tensor, index: Tensor, samples: Tensor) -> None:
     rows.view(word)[index] = samples.view(-1, rows.shape[1]).view(word)
 
 
-def _theta(op: Tensor, magnitude: Tensor, height: int, width: int) -> Tensor:
+def _theta(op: Tensor, magnitude: Tensor, translate: Tensor, height: int, width: int) -> Tensor:
     """``(B, 2, 3)``: each sample's geometric op as torchvision's ``affine`` (identity for the other ops).
 
-    Shear: ``atan(m)`` degrees about the top-left corner; translation: ``int(m)`` pixels;
-    rotation: ``rotate(m)``, which is ``affine(-m)`` about the centre.
+    Shear: ``atan(m)`` degrees about the top-left corner; translation: ``translate`` ``(B, 2)``,
+    ``int(m)`` pixels along its axis; rotation: ``rotate(m)``, which is ``affine(-m)`` about the centre.
     """
     zero = torch.zeros_like(magnitude)
     is_shear_x, is_shear_y = op == _ID["ShearX"], op == _ID["ShearY"]
     shear_deg = torch.rad2deg(torch.atan(magnitude))
     shear = torch.stack([torch.where(is_shear_x, shear_deg, zero), torch.where(is_shear_y, shear_deg, zero)], -1)
-    shift = torch.trunc(magnitude)
-    translate = torch.stack(
-        [torch.where(op == _ID["TranslateX"], shift, zero), torch.where(op == _ID["TranslateY"], shift, zero)], -1
-    )
     angle = torch.where(op == _ID["Rotate"], -magnitude, zero)
     corner = (is_shear_x | is_shear_y).unsqueeze(-1)
-    center = torch.where(corner, 0.0, magnitude.new_tensor([width / 2.0, height / 2.0]))
+    center = torch.where(corner, 0.0, _const.values((width / 2.0, height / 2.0), magnitude))
     return daf.to_theta(affine_matrix(angle, translate, torch.ones_like(magnitude), shear, center, (height, width)))
 
 
