@@ -154,6 +154,9 @@ def test_soft_mode_is_the_weighted_mixture() -> None:
     outputs += [da.RandomPosterize(2, p=1.0)(warped), da.RandomAdjustSharpness(2.0, p=1.0)(warped), warped]
     expected = sum(w[:, k, None, None, None] * outputs[k] for k in range(6))
     torch.testing.assert_close(policy.transform(images, params), expected.clamp(0, 1), atol=1e-5, rtol=0)
+    # In eval mode the same policy chooses one op per sample, as learnable probabilities draw hard there.
+    chosen = policy.eval().make_params(images, generator=torch.Generator().manual_seed(4)).weights[0]
+    assert bool(((chosen == 0) | (chosen == 1)).all()) and torch.equal(chosen.sum(-1), torch.ones(6))
 
 
 def test_gradcheck_of_the_photometric_stage_in_float64() -> None:
@@ -251,6 +254,17 @@ def test_whole_policy_inside_compose_and_with_targets() -> None:
     boxes = torch.tensor([[2.0, 2.0, 10.0, 10.0]]).expand(8, 1, 4)
     out = policy(images, boxes=boxes)
     assert out["boxes"].shape == (8, 1, 4)
+    # Values: a stage choosing between a flip and an invert moves the flipped samples' boxes only.
+    flip_or_invert = Policy(
+        {"flip": lambda: da.RandomHorizontalFlip(p=1.0), "invert": lambda: da.RandomInvert(p=1.0)}, num_subpolicies=1, depth=1
+    )
+    draw = flip_or_invert.make_params(images, generator=torch.Generator().manual_seed(2))
+    flipped = draw.weights[0][:, 0] == 1
+    assert 0 < int(flipped.sum()) < 8
+    moved = flip_or_invert(images, boxes=boxes, generator=torch.Generator().manual_seed(2))["boxes"]
+    mirrored = torch.tensor([[24 - 10.0, 2.0, 24 - 2.0, 10.0]])
+    assert torch.allclose(moved[flipped], mirrored.expand(int(flipped.sum()), 4).unsqueeze(1), atol=1e-4)
+    assert torch.allclose(moved[~flipped], boxes[~flipped], atol=1e-4)
     # Inside Compose the policy resamples by itself, to its own size, and targets follow its warp
     # composed with the steps around it: the same boxes as the policy alone, then a flip.
     sized = Policy(all_ops(), num_subpolicies=2, depth=2, size=12)

@@ -243,7 +243,8 @@ class Stage(nn.Module):
         ops: the candidate transforms (at least one).
         temperature: Gumbel-softmax temperature, ``> 0``.
         hard: one operation per sample in the forward pass (straight-through gradient); with
-            ``False`` the operations are mixed with the relaxed weights.
+            ``False`` the operations are mixed with the relaxed weights in training mode (in eval
+            mode the choice is hard either way).
 
     Raises:
         ValueError: no ops, ``temperature <= 0``. TypeError: an op that is not a diffaug
@@ -273,11 +274,13 @@ class Stage(nn.Module):
         self.hard = bool(hard)
 
     def weights(self, batch: int, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """``(B, n_ops)`` per-sample choice weights (one-hot when ``hard``)."""
+        """``(B, n_ops)`` per-sample choice weights (one-hot when ``hard`` or in eval mode)."""
         if self.logits is None:
             return torch.ones(batch, 1, device=device, dtype=dtype)
         noise = distributions.uniform((batch, len(self.ops)), generator, device, dtype)
-        return distributions.relaxed_one_hot(self.logits.to(device=device, dtype=dtype), noise, self.temperature, self.hard)
+        # In eval mode the choice is hard, as every learnable probability's draw is (RandomTransform).
+        hard = self.hard or not self.training
+        return distributions.relaxed_one_hot(self.logits.to(device=device, dtype=dtype), noise, self.temperature, hard)
 
     def draw(self, canvas: Tensor, out_canvas: Tensor, generator: torch.Generator | None = None) -> StageDraw:
         """Every candidate's params (geometric ones on ``canvas``, the others on ``out_canvas``) and the weights."""
@@ -389,7 +392,8 @@ class Policy(GeometricTransform):
         depth: stages per sub-policy, ``>= 1``.
         size: output ``(h, w)``; ``None`` keeps the input size.
         temperature: Gumbel-softmax temperature of the operation choice, ``> 0``.
-        hard: one operation per sample per stage (straight-through); ``False`` mixes them.
+        hard: one operation per sample per stage (straight-through); ``False`` mixes them in
+            training mode (eval mode chooses one either way).
         interpolation, padding_mode: of the single warp (see
             :class:`~diffaug.transforms.base.GeometricTransform`); nearest is refused when anything
             is learnable (no gradient reaches the warp parameters).
