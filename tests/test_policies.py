@@ -362,6 +362,7 @@ def test_grouped_slots_write_in_place_only_into_the_batch_they_made(layout):
     out = grouped.transform(images, params)
     assert torch.equal(images, before)
     assert torch.equal(out, masked.transform(images, dataclasses.replace(params, groups=None)))
+    assert out.is_contiguous(memory_format=layout)  # the caller's memory format is kept
     floats = (images.double() / 255).requires_grad_()
     grouped.transform(floats, params).sum().backward()  # no in-place write where autograd holds the batch
     assert floats.grad is not None and floats.grad.abs().sum() > 0

@@ -398,9 +398,10 @@ class PolicyTransform(RandomTransform):
                 f"params were drawn for {params.op.shape[0]} samples but images have {images.shape[0]}; "
                 "draw them with make_params(images)"
             )
-        if params.weights is None:
-            return self._chain(images, params, range(params.op.shape[1]))
-        return self._mix(images, params)
+        out = self._chain(images, params, range(params.op.shape[1])) if params.weights is None else self._mix(images, params)
+        # The grouped way writes samples into a new contiguous batch: channels-last images come back channels-last.
+        channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+        return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
     def _chain(self, images: Tensor, params: PolicyParams, slots: range) -> Tensor:
         """The slots one after the other."""
