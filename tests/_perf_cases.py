@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 import diffaug as da
-from diffaug.search.policy import Policy
+from diffaug.search.policy import Policy, all_ops
 
 SIZE = 12  # input side: small enough for compile tests on two shared cores
 OUT = 8
@@ -134,6 +134,7 @@ def cases() -> list[Case]:
         Case("MultiCrop", _multicrop, output=_views, reads_cpu_values=True),
         Case("Policy", lambda: Policy(num_subpolicies=2, depth=1), learnable=True),
         Case("Policy-resized", lambda: Policy(num_subpolicies=1, depth=1, size=OUT, hard=False), learnable=True),
+        Case("Policy-every-kind", lambda: Policy(all_ops(), num_subpolicies=2, depth=2), learnable=True),
         Case("ColorJitter", lambda: da.ColorJitter(0.4, 0.4, 0.4, 0.1)),
         Case(
             "ColorJitter-fused-learnable",
