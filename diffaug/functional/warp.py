@@ -17,6 +17,7 @@ from torch import Tensor
 
 from diffaug.functional import _checks
 from diffaug.functional.antialias import antialiased_sample
+from diffaug.functional.colour import to_uint8
 from diffaug.functional.geometry import boxes_to_theta, reflect_grid, reflect_index, sampling_grid
 
 __all__ = ["warp", "crop", "compute_dtype"]
@@ -168,7 +169,7 @@ def _sample(
 
     # uint8 comes back rounded and clamped (bicubic overshoots); other dtypes as they came.
     if batch.dtype == torch.uint8:
-        out = out.round().clamp(0, 255).to(torch.uint8)
+        out = to_uint8(out.round().clamp_(0, 255))
     elif out.dtype != batch.dtype:
         out = out.to(batch.dtype)
     if channels_last:
