@@ -344,8 +344,8 @@ class PolicyTransform(RandomTransform):
         self.mode = interpolation_name(interpolation)
         self.fill = _policy_fill(fill)
         self.grouped = bool(grouped)
-        fills = self.fill if isinstance(self.fill, tuple) else (self.fill,)
-        self._exact_nearest = self.mode == "nearest" and all(float(v).is_integer() and 0 <= v <= 255 for v in fills)
+        # Whole-pixel translations of uint8 images are row copies when nothing is interpolated or filled.
+        self._row_copies = self.mode == "nearest" and self.fill == 0.0
         self._op_ids = torch.tensor([_ID[name] for name in self.operations], dtype=torch.long)
         used = {_ID[name] for name in self.operations}
         self._uses_mean = _ID["Contrast"] in used
@@ -535,13 +535,9 @@ class PolicyTransform(RandomTransform):
         assert theta is not None and values.shift is not None
         size = (images.shape[-2], images.shape[-1])
         translations = ops is not None and ops <= {_ID[name] for name in _TRANSLATIONS}
-        if images.dtype == torch.uint8 and self._exact_nearest and self.fill == 0.0 and translations:
+        if images.dtype == torch.uint8 and self._row_copies and translations:
             # Whole-pixel translations sample pixels exactly: a row gather gives the nearest warp's values.
             out = gather.shift_images(images, values.shift)
-        elif images.dtype == torch.uint8 and self._exact_nearest:
-            # Nearest sampling of integers with an integer fill gives integers: skip the warp's rounding and clamp
-            # (which cost as much as the sampling on a CPU), converting back directly.
-            out = _colour.to_uint8(daf.warp(images.to(torch.float32), theta, size, "nearest", "zeros", fill=self.fill))
         else:
             out = daf.warp(images, theta, size, self.mode, "zeros", fill=self.fill)
         return out
