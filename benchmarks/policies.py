@@ -30,28 +30,18 @@ def _loop(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.
     return lambda images: torch.stack([transform(image) for image in images])
 
 
+POLICIES = {"trivial": "TrivialAugmentWide", "randaugment": "RandAugment", "autoaugment": "AutoAugment", "augmix": "AugMix"}
+
+
 def rows() -> dict[str, list[Row]]:
+    """Per policy: diffaug's grouped and masked ways, and torchvision's transform called on each image."""
     return {
-        "trivial": [
-            ("diffaug TrivialAugmentWide()", da.TrivialAugmentWide()),
-            ("diffaug TrivialAugmentWide(grouped=False)", da.TrivialAugmentWide(grouped=False)),
-            ("torchvision TrivialAugmentWide(), loop", _loop(T.TrivialAugmentWide())),
-        ],
-        "randaugment": [
-            ("diffaug RandAugment()", da.RandAugment()),
-            ("diffaug RandAugment(grouped=False)", da.RandAugment(grouped=False)),
-            ("torchvision RandAugment(), loop", _loop(T.RandAugment())),
-        ],
-        "autoaugment": [
-            ("diffaug AutoAugment()", da.AutoAugment()),
-            ("diffaug AutoAugment(grouped=False)", da.AutoAugment(grouped=False)),
-            ("torchvision AutoAugment(), loop", _loop(T.AutoAugment())),
-        ],
-        "augmix": [
-            ("diffaug AugMix()", da.AugMix()),
-            ("diffaug AugMix(grouped=False)", da.AugMix(grouped=False)),
-            ("torchvision AugMix(), loop", _loop(T.AugMix())),
-        ],
+        key: [
+            (f"diffaug {name}()", getattr(da, name)()),
+            (f"diffaug {name}(grouped=False)", getattr(da, name)(grouped=False)),
+            (f"torchvision {name}(), loop", _loop(getattr(T, name)())),
+        ]
+        for key, name in POLICIES.items()
     }
 
 
