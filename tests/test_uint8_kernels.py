@@ -10,7 +10,9 @@
 * ``apply_colour(diagonal=True)`` (a scale per channel) against the matrix product, for uint8,
   float32 and float64 images in both memory formats;
 * ``gather.shift_images`` (row gathers) against the nearest warp of whole-pixel translations, images
-  shifted partly or wholly out of the frame included.
+  shifted partly or wholly out of the frame included;
+* the nearest uint8 warp (cast without rounding when the fill is a whole level) against the float
+  warp of the same levels rounded and clamped, for whole, fractional and out-of-range fills.
 """
 
 import math
@@ -150,3 +152,27 @@ def test_shift_images_equals_the_nearest_warp_of_a_whole_pixel_translation(seed,
     theta[:, 0, 2], theta[:, 1, 2] = -2.0 * dx / width, -2.0 * dy / height
     expected = daf.warp(images.float(), theta, (height, width), "nearest", "zeros").to(torch.uint8)
     assert torch.equal(gather.shift_images(images, torch.stack([dx, dy], 1)), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 1000),
+    st.integers(1, 3),
+    st.integers(2, 12),
+    st.integers(2, 12),
+    st.sampled_from([0.0, 7.0, 255.0, 127.5, 300.0, (1.0, 2.0, 250.0), (0.4, 0.0, 3.0)]),
+    st.sampled_from(["nearest", "bilinear"]),
+)
+def test_uint8_warp_equals_the_rounded_float_warp(seed, batch, height, width, fill, mode):
+    generator = torch.Generator().manual_seed(seed)
+    images = _images(seed, batch, height, width)
+    before = images.clone()
+    theta = torch.eye(2, 3) + 0.4 * torch.randn(batch, 2, 3, generator=generator)
+    out = daf.warp(images, theta, (height, width), mode, fill=fill)
+    expected = daf.warp(images.double(), theta.double(), (height, width), mode, fill=fill).round().clamp(0, 255)
+    assert out.dtype == torch.uint8 and torch.equal(images, before)
+    if mode == "nearest":
+        # Sample points off pixel edges almost surely: float32 and float64 pick the same pixels.
+        assert torch.equal(out, expected.to(torch.uint8))
+    else:
+        assert (out.double() - expected).abs().max() <= 1

@@ -198,7 +198,8 @@ def gaussian_blur(images: Tensor, kernel_size: int | Sequence[int], sigma: float
         downs = down.unsqueeze(1).expand(batch, channels, height, height).reshape(batch * channels, height, height)
         out = torch.bmm(downs, out.view(batch * channels, height, width)).view(batch, channels, height, width)
     if images.dtype == torch.uint8:
-        out = out.round().clamp(0, 255)
+        # uint8 carries no gradient: rounded and clamped in place on this function's own result.
+        return _like_input(to_uint8(out.detach().round_().clamp_(0, 255)), images)
     return _like_input(out.to(images.dtype), images)
 
 

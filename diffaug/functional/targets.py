@@ -323,7 +323,7 @@ def transform_masks(
     if masks.dtype == torch.bool:
         out = out > 0.5
     elif discrete:
-        out = out.round().to(masks.dtype)
+        out = out.detach().round_().to(masks.dtype)  # in place on the warp's own result: discrete masks carry no gradient
     else:
         out = out.to(masks.dtype)
     if not batched:

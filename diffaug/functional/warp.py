@@ -148,10 +148,13 @@ def _sample(
     channels_last = batch.ndim == 4 and batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
     # Conversions only where the dtype differs: a no-op .to still costs a call on every warp.
     source = batch if batch.dtype == work_dtype else batch.to(work_dtype)
+    # uint8 carries no gradient: its float copy and the kernel's output are this function's own, changed in
+    # place (on a CPU each fresh batch-sized tensor costs its page faults, several times the arithmetic).
+    own_copy = batch.dtype == torch.uint8
     # Constant padding with `fill`: warp (images - fill) with zeros outside, then add fill back.
     offset = source.new_tensor(fill).view(-1, 1, 1) if fill is not None else None
     if offset is not None:
-        source = source - offset
+        source = source.sub_(offset) if own_copy else source - offset
     # affine_grid's grid, by broadcasting: its batched matmul cost as much as grid_sample on CPU.
     theta_work = thetas if thetas.dtype == work_dtype else thetas.to(work_dtype)
     grid = sampling_grid(theta_work, size)
@@ -164,12 +167,16 @@ def _sample(
         out = antialiased_sample(source, theta_work, size, mode, padding_mode, grid=grid)
     else:
         out = F.grid_sample(source, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    if own_copy:
+        out = out.detach()
     if offset is not None:
-        out = out + offset
+        out = out.add_(offset) if own_copy else out + offset
 
-    # uint8 comes back rounded and clamped (bicubic overshoots); other dtypes as they came.
-    if batch.dtype == torch.uint8:
-        out = to_uint8(out.round().clamp_(0, 255))
+    # uint8 comes back rounded and clamped (bicubic overshoots); other dtypes as they came. Nearest sampling
+    # with a whole-level fill gives input levels or the fill, already whole and in range: only the cast.
+    if own_copy:
+        exact = mode == "nearest" and all(value.is_integer() and 0 <= value <= 255 for value in fill or ())
+        out = to_uint8(out if exact else out.round_().clamp_(0, 255))
     elif out.dtype != batch.dtype:
         out = out.to(batch.dtype)
     if channels_last:
