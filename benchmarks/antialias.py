@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import diffaug.functional.antialias as antialias_module  # noqa: E402
 from diffaug import functional as daf  # noqa: E402
-from diffaug.functional import _antialias_cpu  # noqa: E402
+from diffaug.functional import _cpu_kernels  # noqa: E402
 from diffaug.functional.antialias import antialiased_sample  # noqa: E402
 from diffaug.functional.geometry import output_pixel_scale  # noqa: E402
 
@@ -415,7 +415,7 @@ def _level_map(shift: float = 0.0, cubic: bool = False):
     if cubic:
         antialias_module._resize = resize
     try:
-        with _antialias_cpu.disabled():
+        with _cpu_kernels.disabled():
             yield
     finally:
         antialias_module._level, antialias_module._level_of, antialias_module._resize = shipped
@@ -502,7 +502,7 @@ def antialias_case(
         return lambda: daf.warp(images, theta, size, antialias=antialias)
 
     def through_pyramid() -> object:
-        with _antialias_cpu.disabled():
+        with _cpu_kernels.disabled():
             return daf.warp(images, theta, size, antialias=True)
 
     fns: dict[str, Callable[[], object]] = {"plain": through_warp(False), "mipmap": through_warp(True)}
@@ -644,7 +644,7 @@ def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
 
         def run() -> Tensor:
             result = images.new_empty(batch, 3, *size)
-            with _antialias_cpu.disabled():
+            with _cpu_kernels.disabled():
                 for start in range(0, batch, chunk):
                     part = slice(start, start + chunk)
                     result[part] = antialiased_sample(images[part], theta[part], size)
@@ -653,7 +653,7 @@ def tried_table(repeats: int = 7, batch: int = 64, in_size: int = 448, out: int 
         return run
 
     def pyramid() -> Tensor:
-        with _antialias_cpu.disabled():
+        with _cpu_kernels.disabled():
             return daf.warp(images, theta, size, antialias=True)
 
     pieces: dict[str, Callable[[], object]] = {

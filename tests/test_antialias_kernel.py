@@ -1,6 +1,6 @@
 """The compiled CPU kernel of the antialiased warp against the pure PyTorch pyramid it replaces.
 
-``antialias=True`` on the CPU, with no gradient needed, runs ``_antialias_cpu.cpp``; with
+``antialias=True`` on the CPU, with no gradient needed, runs ``_cpu_kernels.cpp``; with
 gradients (or under compile, or off the CPU) it runs the pyramid of ``antialias.py``. The two
 must agree to rounding on every warp, padding and shape, and the dispatch must pick the right one.
 """
@@ -17,14 +17,14 @@ from hypothesis import given, settings
 
 import diffaug as da
 from diffaug import functional as daf
-from diffaug.functional import _antialias_cpu
+from diffaug.functional import _cpu_kernels
 
 
 def test_the_kernel_builds_on_this_machine():
     # The fast path must not be silently off where the suite runs: a failed build only warns.
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        assert _antialias_cpu.kernel() is not None
+        assert _cpu_kernels.kernel() is not None
 
 
 @st.composite
@@ -50,7 +50,7 @@ def warps(draw: st.DrawFn, dtype: torch.dtype = torch.float64):
 
 def _both(images, theta, out, **kwargs):
     kernel = daf.warp(images, theta, out, antialias=True, **kwargs)
-    with _antialias_cpu.disabled():
+    with _cpu_kernels.disabled():
         pyramid = daf.warp(images, theta, out, antialias=True, **kwargs)
     return kernel, pyramid
 
@@ -95,7 +95,7 @@ def test_samples_that_do_not_shrink_are_the_plain_warp_bit_for_bit():
 class _Spy:
     def __init__(self):
         self.calls = 0
-        self.module = _antialias_cpu.kernel()
+        self.module = _cpu_kernels.kernel()
 
     def __call__(self):
         self.calls += 1
@@ -105,7 +105,7 @@ class _Spy:
 @pytest.mark.parametrize("needs_grad", [False, True])
 def test_the_kernel_serves_calls_with_and_without_gradients(monkeypatch, needs_grad):
     spy = _Spy()
-    monkeypatch.setattr(_antialias_cpu, "kernel", spy)
+    monkeypatch.setattr(_cpu_kernels, "kernel", spy)
     images = torch.rand(2, 3, 32, 32, requires_grad=needs_grad)
     out = daf.crop(images, torch.tensor([[0.0, 0.0, 32.0, 32.0]] * 2), 8, antialias=True)
     assert spy.calls == 1
@@ -125,7 +125,7 @@ def test_kernel_gradients_equal_the_pyramids_in_float64(case, padding_mode, fill
     def gradients(pyramid: bool):
         x, t = images.clone().requires_grad_(), theta.clone().requires_grad_()
         if pyramid:
-            with _antialias_cpu.disabled():
+            with _cpu_kernels.disabled():
                 result = daf.warp(x, t, out, antialias=True, padding_mode=padding_mode, **extra)
         else:
             result = daf.warp(x, t, out, antialias=True, padding_mode=padding_mode, **extra)
@@ -145,7 +145,7 @@ def test_gradcheck_through_the_kernel(padding_mode):
     theta.requires_grad_()
 
     def warp(x, t):
-        assert _antialias_cpu.kernel() is not None
+        assert _cpu_kernels.kernel() is not None
         return daf.warp(x, t, (5, 4), antialias=True, padding_mode=padding_mode)
 
     assert "warp_levels" in type(warp(images, theta).grad_fn).__name__
@@ -154,7 +154,7 @@ def test_gradcheck_through_the_kernel(padding_mode):
 
 def test_no_kernel_under_no_grad_is_still_the_kernel(monkeypatch):
     spy = _Spy()
-    monkeypatch.setattr(_antialias_cpu, "kernel", spy)
+    monkeypatch.setattr(_cpu_kernels, "kernel", spy)
     images = torch.rand(2, 3, 32, 32, requires_grad=True)
     with torch.no_grad():
         daf.crop(images, torch.tensor([[0.0, 0.0, 32.0, 32.0]] * 2), 8, antialias=True)
@@ -164,7 +164,7 @@ def test_no_kernel_under_no_grad_is_still_the_kernel(monkeypatch):
 @pytest.mark.parametrize("case", ["channels_last", "bicubic", "reflection", "per_axis"])
 def test_what_the_kernel_does_not_cover_goes_to_the_pyramid(monkeypatch, case):
     spy = _Spy()
-    monkeypatch.setattr(_antialias_cpu, "kernel", spy)
+    monkeypatch.setattr(_cpu_kernels, "kernel", spy)
     images = torch.rand(2, 3, 32, 32)
     theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]).expand(2, 2, 3)
     if case == "channels_last":
@@ -186,9 +186,9 @@ def test_a_failed_build_warns_once_and_falls_back_to_the_pyramid(monkeypatch):
     def no_compiler(*args, **kwargs):
         raise OSError("no compiler here")
 
-    _antialias_cpu.kernel()  # loaded first, so that the teardown puts the real module back
+    _cpu_kernels.kernel()  # loaded first, so that the teardown puts the real module back
     monkeypatch.setattr(cpp_extension, "load", no_compiler)
-    monkeypatch.delitem(_antialias_cpu._state, "module", raising=False)
+    monkeypatch.delitem(_cpu_kernels._state, "module", raising=False)
     images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
     theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64).expand(2, 2, 3)
     with pytest.warns(RuntimeWarning, match="no compiler here"):
@@ -196,14 +196,14 @@ def test_a_failed_build_warns_once_and_falls_back_to_the_pyramid(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         again = daf.warp(images, theta, 8, antialias=True)  # no second warning
-    with _antialias_cpu.disabled():
+    with _cpu_kernels.disabled():
         pyramid = daf.warp(images, theta, 8, antialias=True)
     assert torch.equal(out, pyramid) and torch.equal(again, pyramid)
 
     # With gradients the same custom ops run their fallback both ways (autograd through the pyramid).
     def gradients(disable: bool):
         x, t = images.clone().requires_grad_(), (theta * 2).requires_grad_()  # 2x shrink: levels blended
-        with _antialias_cpu.disabled() if disable else warnings.catch_warnings():
+        with _cpu_kernels.disabled() if disable else warnings.catch_warnings():
             result = daf.warp(x, t, 8, antialias=True)
             result.pow(2).sum().backward()
         return result.detach(), x.grad, t.grad
@@ -243,7 +243,7 @@ def test_a_sample_with_non_finite_coordinates_keeps_the_plain_warp():
     images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
     theta = torch.tensor([[[4.0, 0.0, float("nan")], [0.0, 4.0, 0.0]], [[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]]], dtype=torch.float64)
     out = daf.warp(images, theta, 8, antialias=True)
-    with _antialias_cpu.disabled():
+    with _cpu_kernels.disabled():
         pyramid = daf.warp(images, theta, 8, antialias=True)
     assert torch.equal(out[0].isnan(), daf.warp(images, theta, 8)[0].isnan())  # as grid_sample left it
     torch.testing.assert_close(out[1], pyramid[1], rtol=0, atol=1e-12)
@@ -256,18 +256,18 @@ def test_a_lock_left_by_a_killed_build_is_cleared_but_a_fresh_one_is_kept(tmp_pa
 
     lock = tmp_path / "lock"
     lock.touch()
-    _antialias_cpu._clear_stale_lock(tmp_path)
+    _cpu_kernels._clear_stale_lock(tmp_path)
     assert lock.exists()  # another process may be building right now
-    old = time.time() - 2 * _antialias_cpu._STALE_LOCK_SECONDS
+    old = time.time() - 2 * _cpu_kernels._STALE_LOCK_SECONDS
     os.utime(lock, (old, old))
-    _antialias_cpu._clear_stale_lock(tmp_path)
+    _cpu_kernels._clear_stale_lock(tmp_path)
     assert not lock.exists()
-    _antialias_cpu._clear_stale_lock(tmp_path)  # nothing to clear: no error
+    _cpu_kernels._clear_stale_lock(tmp_path)  # nothing to clear: no error
 
 
 # --------------------------------------------------------------------------- the build
 def test_the_build_name_is_keyed_by_source_flags_and_torch_version():
-    name = _antialias_cpu.build_name
+    name = _cpu_kernels.build_name
     base = name(b"source", ["-O3", "-fopenmp"], "2.14.1")
     assert base == name(b"source", ("-O3", "-fopenmp"), "2.14.1")  # stable, whatever the sequence type
     others = [
@@ -278,19 +278,19 @@ def test_the_build_name_is_keyed_by_source_flags_and_torch_version():
         name(b"source-O3", ["", "-fopenmp"], "2.14.1"),  # the parts are separated, not concatenated
     ]
     assert len({base, *others}) == len(others) + 1
-    assert all(n.startswith("diffaug_antialias_cpu_") and n.isidentifier() for n in [base, *others])
-    assert "-march=native" not in _antialias_cpu._CFLAGS  # portable: a shared cache may serve older CPUs
+    assert all(n.startswith("diffaug_cpu_kernels_") and n.isidentifier() for n in [base, *others])
+    assert "-march=native" not in _cpu_kernels._CFLAGS  # portable: a shared cache may serve older CPUs
 
 
 _LOAD = """
 import torch
-from diffaug.functional import _antialias_cpu, warp
+from diffaug.functional import _cpu_kernels, warp
 
-module = _antialias_cpu.kernel()
+module = _cpu_kernels.kernel()
 images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
 theta = torch.eye(2, 3, dtype=torch.float64).expand(2, 2, 3)
 out = warp(images, theta, 8, antialias=True)
-with _antialias_cpu.disabled():
+with _cpu_kernels.disabled():
     assert (out - warp(images, theta, 8, antialias=True)).abs().max() < 1e-12
 print(module.__file__)
 """
@@ -314,15 +314,15 @@ def test_two_build_caches_coexist_and_a_second_load_does_not_rebuild(tmp_path):
     its directory, so a second checkout of the same source finds the same build."""
     from pathlib import Path
 
-    own = Path(_antialias_cpu.kernel().__file__)
+    own = Path(_cpu_kernels.kernel().__file__)
     first, messages = _load_in(tmp_path)
     built = Path(first)
     assert tmp_path in built.parents and built.name == own.name and built != own  # the same name, elsewhere
     assert len(messages) == 1 and "compiling" in messages[0], messages
     stamp = built.stat().st_mtime_ns
     ninja = (built.parent / "build.ninja").read_text()
-    assert str(built.parent / "_antialias_cpu.cpp") in ninja and str(_antialias_cpu._SOURCE) not in ninja
+    assert str(built.parent / "_cpu_kernels.cpp") in ninja and str(_cpu_kernels._SOURCE) not in ninja
 
     again, messages = _load_in(tmp_path)
     assert again == first and messages == [] and built.stat().st_mtime_ns == stamp
-    assert own.is_file() and _antialias_cpu.kernel() is not None
+    assert own.is_file() and _cpu_kernels.kernel() is not None

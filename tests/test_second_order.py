@@ -16,7 +16,7 @@ import torch.nn as nn
 
 import diffaug as da
 from diffaug import functional as daf
-from diffaug.functional import _antialias_cpu
+from diffaug.functional import _cpu_kernels
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -57,7 +57,7 @@ def test_gradgradcheck_antialiased_warp(route, padding_mode):
 
     def warp(images, theta):
         if route == "pyramid":
-            with _antialias_cpu.disabled():
+            with _cpu_kernels.disabled():
                 return daf.warp(images, theta, (4, 3), padding_mode=padding_mode, antialias=True)
         return daf.warp(images, theta, (4, 3), padding_mode=padding_mode, antialias=True)
 
@@ -73,7 +73,7 @@ def test_gradgradcheck_crop_to_images_and_boxes(antialias, route):
 
     def crop(images, boxes):
         if route == "pyramid":
-            with _antialias_cpu.disabled():
+            with _cpu_kernels.disabled():
                 return daf.crop(images, boxes, (4, 3), antialias=antialias)
         return daf.crop(images, boxes, (4, 3), antialias=antialias)
 
@@ -87,7 +87,7 @@ def test_the_second_derivative_is_not_zero_through_the_kernel():
 
     def mixed(disable: bool) -> torch.Tensor:
         x, t = images.clone().requires_grad_(), theta.clone().requires_grad_()
-        with _antialias_cpu.disabled() if disable else torch.enable_grad():
+        with _cpu_kernels.disabled() if disable else torch.enable_grad():
             out = daf.warp(x, t, (4, 3), antialias=True)
             (d_images,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
             (d_theta,) = torch.autograd.grad(d_images.square().sum(), t)
@@ -101,13 +101,13 @@ def test_the_second_derivative_is_not_zero_through_the_kernel():
 def test_first_order_gradients_still_use_the_kernels_backward(monkeypatch):
     """Only a backward that must be differentiable leaves the kernel."""
     calls = []
-    original = _antialias_cpu._pyramid_backward
+    original = _cpu_kernels._pyramid_backward
 
     def counting(*args):
         calls.append(1)
         return original(*args)
 
-    monkeypatch.setattr(_antialias_cpu, "_pyramid_backward", counting)
+    monkeypatch.setattr(_cpu_kernels, "_pyramid_backward", counting)
     x = _images(4)
     out = daf.warp(x, THETA, (4, 3), antialias=True)
     out.sum().backward()
@@ -186,8 +186,8 @@ def test_r1_penalty_through_an_antialiased_compose_matches_finite_differences(mo
     # The crops shrink (32 -> 12 of a 0.35-0.8 area crop: 1.6x-2.4x): the kernel's op runs, and its
     # backward, asked for a graph, goes through the pyramid's ops.
     calls = []
-    original = _antialias_cpu._pyramid_backward
-    monkeypatch.setattr(_antialias_cpu, "_pyramid_backward", lambda *args: calls.append(1) or original(*args))
+    original = _cpu_kernels._pyramid_backward
+    monkeypatch.setattr(_cpu_kernels, "_pyramid_backward", lambda *args: calls.append(1) or original(*args))
     r1 = _r1(disc, pipe, reals, seed)
     assert calls == [1]
     r1.backward()

@@ -12,18 +12,23 @@
 * ``gather.shift_images`` (row gathers) against the nearest warp of whole-pixel translations, images
   shifted partly or wholly out of the frame included;
 * the nearest uint8 warp (cast without rounding when the fill is a whole level) against the float
-  warp of the same levels rounded and clamped, for whole, fractional and out-of-range fills.
+  warp of the same levels rounded and clamped, for whole, fractional and out-of-range fills;
+* the compiled CPU kernel of the nearest uint8 warp (``_cpu_kernels.warp_nearest_uint8``) against
+  ``grid_sample``'s path (``_cpu_kernels.disabled()``): the same pixels for any affine map (rotations,
+  shears, points far outside, NaN), fill, shape and memory layout; when the warp routes to it; and
+  compiled graphs calling it.
 """
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from diffaug import functional as daf
-from diffaug.functional import colour, gather, pixel
+from diffaug.functional import _cpu_kernels, colour, gather, pixel
 
 
 def _images(seed: int, batch: int, height: int, width: int, levels: int = 256) -> torch.Tensor:
@@ -176,3 +181,99 @@ def test_uint8_warp_equals_the_rounded_float_warp(seed, batch, height, width, fi
         assert torch.equal(out, expected.to(torch.uint8))
     else:
         assert (out.double() - expected).abs().max() <= 1
+
+
+@st.composite
+def nearest_warps(draw: st.DrawFn):
+    """uint8 images (contiguous, channels-last or one image expanded), affine thetas of every kind, a whole-level fill."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    generator = torch.Generator().manual_seed(seed)
+    batch, channels = draw(st.integers(1, 4)), draw(st.sampled_from([1, 3, 4]))
+    height, width = draw(st.integers(1, 30)), draw(st.integers(1, 30))
+    size = (draw(st.integers(1, 30)), draw(st.integers(1, 30)))
+    images = torch.randint(0, 256, (batch, channels, height, width), dtype=torch.uint8, generator=generator)
+    layout = draw(st.sampled_from(["contiguous", "channels_last", "expanded"]))
+    if layout == "channels_last":
+        images = images.contiguous(memory_format=torch.channels_last)
+    elif layout == "expanded":
+        images = images[:1].expand(batch, -1, -1, -1)
+    kind = draw(st.sampled_from(["random", "rotation", "shear", "far", "nan"]))
+    theta = torch.eye(2, 3).repeat(batch, 1, 1)
+    if kind == "random":
+        theta = theta + 0.6 * torch.randn(batch, 2, 3, generator=generator)
+    elif kind == "rotation":
+        angle = torch.rand(batch, generator=generator) * 2 * math.pi
+        theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = angle.cos(), -angle.sin(), angle.sin(), angle.cos()
+    elif kind == "shear":
+        theta[:, 0, 1] = torch.rand(batch, generator=generator) * 2 - 1
+        theta[:, 0, 2] = theta[:, 0, 1] * (1 - 1 / height)  # about the top-left corner, as the policies shear
+    elif kind == "far":
+        theta[:, :, 2] = torch.tensor([1e9, -3e38, 2.5, float("inf")])[:batch, None]
+    else:
+        theta[0, 0, 0] = float("nan")
+    fill = draw(st.sampled_from([0.0, 255.0, 7.0, (3.0, 200.0, 0.0, 9.0)[:channels]]))
+    return images, theta, size, fill
+
+
+def _nearest_both(images, theta, size, fill):
+    kernel = daf.warp(images, theta, size, "nearest", fill=fill)
+    with _cpu_kernels.disabled():
+        reference = daf.warp(images, theta, size, "nearest", fill=fill)
+    return kernel, reference
+
+
+@settings(max_examples=120, deadline=None)
+@given(nearest_warps())
+def test_nearest_uint8_kernel_picks_grid_samples_pixels(case):
+    assert _cpu_kernels.kernel() is not None
+    images, theta, size, fill = case
+    kernel, reference = _nearest_both(images, theta, size, fill)
+    assert kernel.dtype == torch.uint8 and torch.equal(kernel, reference)
+    assert kernel.stride() == reference.stride()  # channels-last stays channels-last
+
+
+def test_nearest_uint8_kernel_equals_grid_sample_on_policy_sized_batches():
+    # Whole images of the policies' size: every rotation and shear bin of a 224 x 224 batch.
+    images = torch.randint(0, 256, (8, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    for angle in torch.linspace(-30, 30, 7):
+        radians = math.radians(float(angle))
+        rotation = torch.tensor([[math.cos(radians), -math.sin(radians), 0.0], [math.sin(radians), math.cos(radians), 0.0]])
+        shear = torch.tensor([[1.0, float(angle) / 30, float(angle) / 30 * (1 - 1 / 224)], [0.0, 1.0, 0.0]])
+        for theta in (rotation, shear):
+            kernel, reference = _nearest_both(images, theta.expand(8, 2, 3), (224, 224), 0.0)
+            assert torch.equal(kernel, reference), float(angle)
+    # Halving the side puts every sample point exactly between two pixels: ties, rounded half to even.
+    kernel, reference = _nearest_both(images, torch.eye(2, 3).expand(8, 2, 3), (112, 112), 0.0)
+    assert torch.equal(kernel, reference)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "mode", "padding_mode", "fill", "served"),
+    [
+        (torch.uint8, "nearest", "zeros", 0.0, True),
+        (torch.uint8, "nearest", "zeros", (1.0, 2.0, 255.0), True),
+        (torch.uint8, "nearest", "zeros", 127.5, False),  # a fractional fill: rounded by the float path
+        (torch.uint8, "nearest", "zeros", 300.0, False),  # beyond uint8: clamped by the float path
+        (torch.uint8, "nearest", "border", 0.0, False),
+        (torch.uint8, "bilinear", "zeros", 0.0, False),
+        (torch.float32, "nearest", "zeros", 0.0, False),
+    ],
+)
+def test_the_warp_routes_to_the_nearest_uint8_kernel_only_where_it_serves(monkeypatch, dtype, mode, padding_mode, fill, served):
+    calls = []
+    original = _cpu_kernels.warp_nearest_uint8
+    monkeypatch.setattr(_cpu_kernels, "warp_nearest_uint8", lambda *args: calls.append(1) or original(*args))
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8).to(dtype)
+    theta = torch.eye(2, 3).expand(2, 2, 3) + 0.1
+    out = daf.warp(images, theta, 8, mode, padding_mode, fill=fill)
+    assert len(calls) == int(served) and out.dtype == dtype
+    with _cpu_kernels.disabled():
+        assert torch.equal(daf.warp(images, theta, 8, mode, padding_mode, fill=fill), out)
+    assert len(calls) == int(served)  # disabled: grid_sample's path
+
+
+def test_compiled_graphs_call_the_nearest_uint8_kernel():
+    images = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    theta = torch.eye(2, 3).expand(3, 2, 3) + 0.2 * torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(3))
+    compiled = torch.compile(lambda x, t: daf.warp(x, t, (12, 12), "nearest", fill=5.0), fullgraph=True, backend="eager")
+    assert torch.equal(compiled(images, theta), daf.warp(images, theta, (12, 12), "nearest", fill=5.0))

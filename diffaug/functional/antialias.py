@@ -27,7 +27,7 @@ The choice of method, half-octave spacing and level offset were measured: see th
 antialiasing page of the documentation and ``benchmarks/antialias.py``.
 
 On the CPU, when no gradient is needed, the levels are blended by a compiled kernel
-(:mod:`diffaug.functional._antialias_cpu`) that builds per sample only the levels, and the parts
+(:mod:`diffaug.functional._cpu_kernels`) that builds per sample only the levels, and the parts
 of them, that sample reads: the same values to rounding, at a fraction of the time. Everything
 else (gradients, other devices, bicubic, ``"reflection"`` padding, ``per_axis``) runs the pyramid
 in PyTorch ops below (:func:`blend_levels_`).
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffaug.functional import _antialias_cpu
+from diffaug.functional import _cpu_kernels
 from diffaug.functional.geometry import output_pixel_scale, sampling_grid
 
 __all__ = ["antialiased_sample", "blend_levels_", "pyramid_sizes", "level_weights", "filters_shrink"]
@@ -218,12 +218,12 @@ def _cpu_kernel_route(images: Tensor, theta: Tensor, grid: Tensor, mode: str, pa
     same kernels as eager code. Shapes, dtypes and flags only."""
     if mode != "bilinear" or padding_mode not in ("zeros", "border") or type(images) is not Tensor:
         return None
-    if _antialias_cpu.is_disabled():
+    if _cpu_kernels.is_disabled():
         return None
     if images.device.type != "cpu" or images.dtype not in (torch.float32, torch.float64) or not images.is_contiguous():
         return None
     grads = torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad)
-    if not _antialias_cpu.COMPILABLE:  # torch before 2.4: no custom ops; the in-place kernel in eager only
+    if not _cpu_kernels.COMPILABLE:  # torch before 2.4: no custom ops; the in-place kernel in eager only
         return None if grads or torch.compiler.is_compiling() else "forward"
     return "gradient" if grads else "forward"
 
@@ -292,13 +292,13 @@ def antialiased_sample(
     lerp_weights = _lerp_weights(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
     route = _cpu_kernel_route(images, theta, grid, mode, padding_mode)
     if route == "gradient":  # on the CPU: the whole warp as one op, with the kernel's backward
-        assert _antialias_cpu.warp_levels is not None  # the route needs custom ops
-        return _antialias_cpu.warp_levels(images, *_kernel_arguments(grid, lerp_weights, sizes, padding_mode))
+        assert _cpu_kernels.warp_levels is not None  # the route needs custom ops
+        return _cpu_kernels.warp_levels(images, *_kernel_arguments(grid, lerp_weights, sizes, padding_mode))
     out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     if route == "forward":
         # On the CPU the compiled kernel builds per sample only the levels (and the parts of them)
         # its blend reads, and lerps them into the plain sample in place.
-        _antialias_cpu.blend_levels_(out, images, *_kernel_arguments(grid, lerp_weights, sizes, padding_mode))
+        _cpu_kernels.blend_levels_(out, images, *_kernel_arguments(grid, lerp_weights, sizes, padding_mode))
         return out
     return blend_levels_(out, images, grid, lerp_weights, sizes, mode, padding_mode)
 

@@ -429,14 +429,30 @@ def sampling_grid(theta: Tensor, size: Sequence[int]) -> Tensor:
         >>> grid.shape, torch.allclose(grid, F.affine_grid(theta, [1, 1, 3, 4], align_corners=False), atol=1e-6)
         (torch.Size([1, 3, 4, 2]), True)
     """
+    columns, rows = grid_terms(theta, size)
+    return (columns + rows).permute(0, 2, 3, 1)  # (B, 2, h, w) viewed as (B, h, w, 2)
+
+
+def grid_terms(theta: Tensor, size: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """The two terms whose sum is :func:`sampling_grid`'s grid (before its permute).
+
+    ``columns`` ``(B, 2, 1, w)`` is ``theta[:, :, 0] x_j``; ``rows`` ``(B, 2, h, 1)`` is
+    ``theta[:, :, 1] y_i + theta[:, :, 2]``. A kernel that adds them itself samples the same
+    float points without the full grid in memory.
+
+    Examples:
+        >>> import torch
+        >>> theta = torch.tensor([[[0.5, 0.1, 0.2], [-0.1, 0.8, 0.0]]])
+        >>> columns, rows = grid_terms(theta, (3, 4))
+        >>> columns.shape, rows.shape, torch.equal((columns + rows).permute(0, 2, 3, 1), sampling_grid(theta, (3, 4)))
+        (torch.Size([1, 2, 1, 4]), torch.Size([1, 2, 3, 1]), True)
+    """
     height, width = size
     xs, ys = _constants.memo(("sampling_grid", height, width), theta, lambda: _pixel_centres(size, theta))
     scale_x, scale_y, shift = theta.view(theta.shape[0], 2, 3, 1, 1).unbind(2)  # each (B, 2, 1, 1)
     # Small products first, one full-size add last: a broadcasting addcmul of the full (B, 2, h, w) took
     # 3x the add's time on CPU (not vectorised for that pattern).
-    columns = scale_x * xs  # (B, 2, 1, w)
-    rows = torch.addcmul(shift, scale_y, ys)  # (B, 2, h, 1)
-    return (columns + rows).permute(0, 2, 3, 1)  # (B, 2, h, w) viewed as (B, h, w, 2)
+    return scale_x * xs, torch.addcmul(shift, scale_y, ys)
 
 
 def _pixel_centres(size: Sequence[int], like: Tensor) -> tuple[Tensor, Tensor]:

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffaug.functional import _checks
+from diffaug.functional import _checks, _cpu_kernels
 from diffaug.functional.antialias import antialiased_sample
 from diffaug.functional.colour import to_uint8
-from diffaug.functional.geometry import boxes_to_theta, reflect_grid, reflect_index, sampling_grid
+from diffaug.functional.geometry import boxes_to_theta, grid_terms, reflect_grid, reflect_index, sampling_grid
 
 __all__ = ["warp", "crop", "compute_dtype"]
 
@@ -146,6 +146,12 @@ def _sample(
 
     work_dtype = compute_dtype(batch.dtype)
     channels_last = batch.ndim == 4 and batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
+    levels = _nearest_uint8_fill(batch, mode, padding_mode, antialias, fill)
+    if levels is not None:
+        # uint8 in, uint8 out, no float copy: the CPU kernel picks grid_sample's pixels itself.
+        columns, rows = grid_terms(thetas.to(torch.float32), size)
+        out = _cpu_kernels.warp_nearest_uint8(batch, columns.flatten(2), rows.flatten(2), levels)
+        return out.contiguous(memory_format=torch.channels_last) if channels_last else out
     # Conversions only where the dtype differs: a no-op .to still costs a call on every warp.
     source = batch if batch.dtype == work_dtype else batch.to(work_dtype)
     # uint8 carries no gradient: its float copy and the kernel's output are this function's own, changed in
@@ -182,6 +188,26 @@ def _sample(
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+def _nearest_uint8_fill(
+    batch: Tensor, mode: str, padding_mode: str, antialias: bool, fill: tuple[float, ...] | None
+) -> list[int] | None:
+    """The fill levels (one per channel) when the CPU kernel's nearest uint8 warp serves this call, else ``None``.
+
+    It serves uint8 images on the CPU, nearest sampling, constant padding with whole levels in
+    ``[0, 255]`` (a fractional fill is rounded with the rest by the float path), while the kernel
+    is built and not disabled. Dtypes, devices and flags only.
+    """
+    if batch.dtype != torch.uint8 or batch.device.type != "cpu" or mode != "nearest" or padding_mode != "zeros" or antialias:
+        return None
+    values = fill or (0.0,)
+    if not all(value.is_integer() and 0 <= value <= 255 for value in values) or _cpu_kernels.is_disabled():
+        return None
+    last_pixel = (batch.shape[2] - 1) * batch.stride(2) + (batch.shape[3] - 1) * batch.stride(3)
+    if type(batch) is not Tensor or last_pixel >= 2**31 or _cpu_kernels.kernel() is None:  # the kernel's int32 offsets
+        return None
+    return [int(value) for value in values] * (batch.shape[1] if len(values) == 1 else 1)
 
 
 def _reflect_margin(source: Tensor, grid: Tensor, margin: int = 2) -> tuple[Tensor, Tensor]:

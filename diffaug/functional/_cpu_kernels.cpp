@@ -1,5 +1,8 @@
-// The CPU kernel behind diffaug.functional.antialias, forward (blend_levels_) and backward.
+// diffaug's CPU kernels, compiled on first use by _cpu_kernels.py:
+// * blend_levels_ and its backward: the antialiased warp of diffaug.functional.antialias (below);
+// * warp_nearest_uint8: the nearest-neighbour warp of uint8 images with constant padding (at the end).
 //
+// blend_levels_:
 // The pyramid of antialias.py, fused per sample: the caller samples level 0 with grid_sample into
 // `out`; this kernel then, for each sample that shrinks, builds only the levels its blend uses and
 // only the part of each level its grid reads (PyTorch's antialiased bilinear resize, the same
@@ -533,7 +536,101 @@ std::vector<at::Tensor> blend_levels_backward(const at::Tensor& grad_out, const 
   return {d_grid, d_lerp_weights};
 }
 
+// Round half to even, as grid_sample's nearest sampling (std::nearbyint) does, for |value| < 2^22:
+// adding and subtracting 1.5 * 2^23 leaves no fraction bits, and the addition rounds to nearest even.
+// Plain float arithmetic, where nearbyint is a library call on the portable x86-64 baseline.
+inline float round_even(float value) {
+  constexpr float kShift = 12582912.0f;  // 1.5 * 2^23
+  return (value + kShift) - kShift;
+}
+
+// Functions worth AVX2 are also compiled for it, picked at load time on CPUs that have it (GCC and
+// clang on x86-64); the build itself stays portable.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DIFFAUG_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define DIFFAUG_CLONES
+#endif
+
+// The offset (row * row_stride + column * column_stride) of the nearest pixel of each of `count` grid
+// points (cx[j] + rx, cy[j] + ry), unnormalised as grid_sample does with align_corners=False; -1 for a
+// point outside the image. Branch-free float and int32 arithmetic, so that the compiler vectorises it.
+DIFFAUG_CLONES void nearest_offsets(const float* __restrict cx, const float* __restrict cy, float rx, float ry,
+                                    float size_x, float size_y, int32_t row_stride, int32_t column_stride, int64_t count,
+                                    int32_t* __restrict offsets) {
+  for (int64_t j = 0; j < count; ++j) {
+    const float u = ((cx[j] + rx + 1.0f) * size_x - 1.0f) / 2.0f;
+    const float v = ((cy[j] + ry + 1.0f) * size_y - 1.0f) / 2.0f;
+    // Only points within half a pixel of the image can round into it; for those, round_even is exact.
+    const bool near = (u > -1.0f) & (u < size_x) & (v > -1.0f) & (v < size_y);  // false for NaN
+    const float x = round_even(near ? u : 0.0f), y = round_even(near ? v : 0.0f);
+    const bool inside = near & (x >= 0.0f) & (x <= size_x - 1.0f) & (y >= 0.0f) & (y <= size_y - 1.0f);
+    const int32_t at = static_cast<int32_t>(y) * row_stride + static_cast<int32_t>(x) * column_stride;
+    offsets[j] = inside ? at : -1;
+  }
+}
+
+// line[j] = plane[offsets[j]], or `level` where the offset is -1.
+DIFFAUG_CLONES void copy_pixels(const uint8_t* __restrict plane, const int32_t* __restrict offsets, uint8_t level,
+                                int64_t count, uint8_t* __restrict line) {
+  for (int64_t j = 0; j < count; ++j) {
+    const int32_t at = offsets[j];
+    const uint8_t read = plane[at & ~(at >> 31)];  // the first pixel for an outside point: no branch
+    line[j] = at >= 0 ? read : level;
+  }
+}
+
+// The uint8 nearest warp: out[b, c, i, j] = images[b, c, y, x] for the pixel (x, y) nearest the
+// grid point of output pixel (i, j), or fill[c] where that pixel lies outside the image. The grid
+// point is columns[b, :, j] + rows[b, :, i], the float32 sum that diffaug.functional.sampling_grid
+// itself computes, and it is unnormalised and rounded (half to even) as grid_sample does with
+// align_corners=False: the same pixels as grid_sample of the images as floats, with no float copy
+// of the images and no float output. Operation by operation in IEEE float32 (built with
+// -ffp-contract=off, as PyTorch rounds each of its ops).
+// images (B, C, H, W) uint8, any strides; columns (B, 2, w) and rows (B, 2, h) float32 contiguous
+// (x then y); fill (C,) levels. Returns (B, C, h, w) uint8, contiguous.
+at::Tensor warp_nearest_uint8(const at::Tensor& images, const at::Tensor& columns, const at::Tensor& rows,
+                              const std::vector<int64_t>& fill) {
+  TORCH_CHECK(!images.is_cuda() && images.scalar_type() == at::kByte && images.dim() == 4,
+              "warp_nearest_uint8 takes (B, C, H, W) uint8 CPU images");
+  TORCH_CHECK(columns.scalar_type() == at::kFloat && rows.scalar_type() == at::kFloat && columns.is_contiguous() &&
+                  rows.is_contiguous(),
+              "warp_nearest_uint8 takes contiguous float32 columns and rows");
+  const int64_t batch = images.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
+  const int64_t out_h = rows.size(2), out_w = columns.size(2);
+  TORCH_CHECK(columns.size(0) == batch && rows.size(0) == batch && columns.size(1) == 2 && rows.size(1) == 2,
+              "warp_nearest_uint8: columns and rows must be (B, 2, w) and (B, 2, h)");
+  TORCH_CHECK(static_cast<int64_t>(fill.size()) == channels, "warp_nearest_uint8: one fill level per channel");
+  TORCH_CHECK((images.size(2) - 1) * images.stride(2) + (images.size(3) - 1) * images.stride(3) < (int64_t{1} << 31),
+              "warp_nearest_uint8: a channel's pixels must lie within 2^31 bytes (int32 offsets)");
+  auto out = at::empty({batch, channels, out_h, out_w}, images.options().memory_format(at::MemoryFormat::Contiguous));
+  const uint8_t* source = images.data_ptr<uint8_t>();
+  const float* column_data = columns.data_ptr<float>();
+  const float* row_data = rows.data_ptr<float>();
+  uint8_t* target = out.data_ptr<uint8_t>();
+  const int64_t sb = images.stride(0), sc = images.stride(1), sh = images.stride(2), sw = images.stride(3);
+  const float size_x = static_cast<float>(width), size_y = static_cast<float>(height);
+  // One task per (sample, output row): the source offset of each output pixel of the row, then one
+  // pass per channel (-1: outside, the fill).
+  at::parallel_for(0, batch * out_h, 16, [&](int64_t begin, int64_t end) {
+    std::vector<int32_t> offsets(static_cast<size_t>(out_w));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / out_h, i = task % out_h;
+      const float* cx = column_data + b * 2 * out_w;
+      const float rx = row_data[b * 2 * out_h + i], ry = row_data[(b * 2 + 1) * out_h + i];
+      nearest_offsets(cx, cx + out_w, rx, ry, size_x, size_y, static_cast<int32_t>(sh), static_cast<int32_t>(sw), out_w,
+                      offsets.data());
+      for (int64_t c = 0; c < channels; ++c) {
+        const uint8_t level = static_cast<uint8_t>(fill[static_cast<size_t>(c)]);
+        copy_pixels(source + b * sb + c * sc, offsets.data(), level, out_w, target + ((b * channels + c) * out_h + i) * out_w);
+      }
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("blend_levels_", &blend_levels_, "Blend the antialiasing levels into the level-0 sample, in place (CPU)");
   module.def("blend_levels_backward", &blend_levels_backward, "The backward of blend_levels_ (CPU)");
+  module.def("warp_nearest_uint8", &warp_nearest_uint8, "The nearest-neighbour warp of uint8 images, constant padding (CPU)");
 }

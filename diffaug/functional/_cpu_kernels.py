@@ -1,21 +1,29 @@
-"""The CPU kernel of the antialiased warp, compiled on first use (``_antialias_cpu.cpp``).
+"""diffaug's CPU kernels, compiled on first use (``_cpu_kernels.cpp``).
 
-On the CPU the pyramid of :mod:`diffaug.functional.antialias` spends most of its time building
-whole levels for the whole batch (and the operating system handing out fresh pages for them);
-``blend_levels_`` builds, per sample, only the levels and the part of each level its blend reads,
-in a small buffer that stays in cache, and leaves samples that do not shrink untouched; its
-backward rebuilds the same levels and sends the gradient to the images, the grid and the level
-weights. It agrees with the pure PyTorch pyramid to rounding, values and gradients (tested).
+* The antialiased warp. On the CPU the pyramid of :mod:`diffaug.functional.antialias` spends most
+  of its time building whole levels for the whole batch (and the operating system handing out
+  fresh pages for them); ``blend_levels_`` builds, per sample, only the levels and the part of
+  each level its blend reads, in a small buffer that stays in cache, and leaves samples that do
+  not shrink untouched; its backward rebuilds the same levels and sends the gradient to the
+  images, the grid and the level weights. It agrees with the pure PyTorch pyramid to rounding,
+  values and gradients (tested).
+* The nearest warp of ``uint8`` images with constant padding (torchvision's default for
+  rotations, affine maps and the augmentation policies): ``warp_nearest_uint8`` reads the
+  levels at the grid's nearest pixels and writes ``uint8`` directly, where ``grid_sample`` needs
+  a float copy of the images, a float output and a cast back. It picks the pixels
+  ``grid_sample`` picks (the same float32 grid points, unnormalised and rounded as
+  ``grid_sample`` does; tested against it).
 
 The extension is compiled with ``torch.utils.cpp_extension.load`` the first time it is needed
 (a C++ compiler and ninja, about half a minute; one log line on stderr says so), with portable
 flags, under a name keyed by its source, flags and torch version (:func:`build_name`), in
 PyTorch's build cache (``TORCH_EXTENSIONS_DIR``), where later processes load it without
-rebuilding. If that fails the pyramid is used and a warning says why, once.
+rebuilding. If that fails the PyTorch ops serve instead (the pyramid, ``grid_sample``) and a
+warning says why, once.
 
-``blend_levels_`` (in place, for calls without gradients) and ``warp_levels`` (the whole warp, with
-its registered backward) are ``torch.library`` custom ops (torch 2.4 and later), so a compiled
-graph calls the same kernels as eager code and gets the same values.
+``blend_levels_`` (in place, for calls without gradients), ``warp_levels`` (the whole warp, with
+its registered backward) and ``warp_nearest_uint8`` are ``torch.library`` custom ops, so a
+compiled graph calls the same kernels as eager code and gets the same values.
 """
 
 from __future__ import annotations
@@ -34,9 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["kernel", "build_name", "disabled", "is_disabled", "blend_levels_", "warp_levels", "COMPILABLE"]
+__all__ = ["kernel", "build_name", "disabled", "is_disabled", "blend_levels_", "warp_levels", "warp_nearest_uint8", "COMPILABLE"]
 
-_SOURCE = Path(__file__).with_name("_antialias_cpu.cpp")
+_SOURCE = Path(__file__).with_name("_cpu_kernels.cpp")
 _state: dict[str, ModuleType | None | bool] = {"disabled": False}
 
 
@@ -58,7 +66,9 @@ def kernel() -> ModuleType | None:
 # Portable flags: code built for the machine that compiled it (-march=native) would crash another
 # CPU sharing the build cache (a cluster's older nodes) with an illegal instruction, which no
 # fallback can catch. OpenMP: the kernel's `omp parallel` spreads the samples over torch's threads.
-_CFLAGS = ("-O3", "-fopenmp")
+# No contraction into fused multiply-adds: each operation rounds on its own, as PyTorch's ops do, so
+# that the nearest warp finds grid_sample's pixels on CPUs that have FMA in their base set (ARM).
+_CFLAGS = ("-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math")
 _LDFLAGS = ("-fopenmp",)
 # A build takes under a minute; a lock this old was left by a process killed while building, and an
 # older torch, whose lock file blocks by merely existing, would wait on it forever.
@@ -76,7 +86,7 @@ def build_name(source: bytes, flags: Sequence[str], torch_version: str) -> str:
 
     Examples:
         >>> build_name(b"int f();", ["-O3"], "2.14.1")[:22]
-        'diffaug_antialias_cpu_'
+        'diffaug_cpu_kernels_'
         >>> build_name(b"int f();", ["-O3"], "2.14.1") == build_name(b"int f();", ["-O2"], "2.14.1")
         False
     """
@@ -84,7 +94,7 @@ def build_name(source: bytes, flags: Sequence[str], torch_version: str) -> str:
     for part in (source, "\0".join(flags).encode(), torch_version.encode()):
         digest.update(part)
         digest.update(b"\1")  # a separator: no two splits of one byte string hash alike
-    return f"diffaug_antialias_cpu_{digest.hexdigest()[:16]}"
+    return f"diffaug_cpu_kernels_{digest.hexdigest()[:16]}"
 
 
 def _cpp_extension() -> ModuleType:
@@ -147,7 +157,7 @@ def _build() -> ModuleType | None:
             partial.write_bytes(source)
             os.replace(partial, copy)
         if not (build_directory / (name + getattr(cpp_extension, "LIB_EXT", ".so"))).is_file():
-            _logger.warning("diffaug: compiling the CPU antialiasing kernel, once per source and torch version (about 30 s)")
+            _logger.warning("diffaug: compiling the CPU kernels, once per source and torch version (about 30 s)")
         return cpp_extension.load(
             name=name,
             sources=[str(copy)],
@@ -158,8 +168,8 @@ def _build() -> ModuleType | None:
         )
     except Exception as error:  # no compiler, no ninja, no writable cache: fall back, say so once
         warnings.warn(
-            f"diffaug: the CPU antialiasing kernel could not be built ({type(error).__name__}: {error}); "
-            "antialias=True uses the slower pure PyTorch pyramid",
+            f"diffaug: the CPU kernels could not be built ({type(error).__name__}: {error}); "
+            "antialias=True uses the slower pure PyTorch pyramid, and uint8 nearest warps grid_sample",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -167,7 +177,7 @@ def _build() -> ModuleType | None:
 
 
 class disabled:
-    """Context manager: use the pure PyTorch pyramid even where the kernel would serve (tests, comparisons).
+    """Context manager: use PyTorch's ops (the pyramid, ``grid_sample``) even where a kernel would serve (tests, comparisons).
 
     Examples:
         >>> import torch
@@ -318,3 +328,24 @@ if COMPILABLE:
         return d_images, d_grid, d_lerp_weights, None, None, None
 
     warp_levels.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _warp_nearest_uint8(images: Tensor, columns: Tensor, rows: Tensor, fill: list[int]) -> Tensor:
+    """The nearest warp of ``uint8`` images, constant padding with ``fill`` (one level per channel).
+
+    ``columns`` ``(B, 2, w)`` and ``rows`` ``(B, 2, h)``: the two float32 terms whose sum is the
+    sampling grid (:func:`diffaug.functional.geometry.grid_terms`). Call only where :func:`kernel`
+    is not ``None``.
+    """
+    module = kernel()
+    assert module is not None  # the warp takes this route only with the kernel built
+    return module.warp_nearest_uint8(images, columns, rows, fill)
+
+
+warp_nearest_uint8: Callable[..., Tensor] = _warp_nearest_uint8
+if COMPILABLE:
+    warp_nearest_uint8 = torch.library.custom_op("diffaug::warp_nearest_uint8", mutates_args=())(_warp_nearest_uint8)
+
+    @warp_nearest_uint8.register_fake
+    def _(images: Tensor, columns: Tensor, rows: Tensor, fill: list[int]) -> Tensor:
+        return images.new_empty(images.shape[0], images.shape[1], rows.shape[2], columns.shape[2])
