@@ -16,7 +16,9 @@
 * the compiled CPU kernel of the nearest uint8 warp (``_cpu_kernels.warp_nearest_uint8``) against
   ``grid_sample``'s path (``_cpu_kernels.disabled()``): the same pixels for any affine map (rotations,
   shears, points far outside, NaN), fill, shape and memory layout; when the warp routes to it; and
-  compiled graphs calling it.
+  compiled graphs calling it;
+* the compiled CPU kernel of ``equalize`` on uint8 (``_cpu_kernels.equalize_uint8``) against its
+  PyTorch ops: the same levels for any image, layout and number of levels, flat channels included.
 """
 
 import math
@@ -277,3 +279,53 @@ def test_compiled_graphs_call_the_nearest_uint8_kernel():
     theta = torch.eye(2, 3).expand(3, 2, 3) + 0.2 * torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(3))
     compiled = torch.compile(lambda x, t: daf.warp(x, t, (12, 12), "nearest", fill=5.0), fullgraph=True, backend="eager")
     assert torch.equal(compiled(images, theta), daf.warp(images, theta, (12, 12), "nearest", fill=5.0))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 3),
+    st.integers(1, 64),
+    st.integers(1, 64),
+    st.sampled_from([256, 17, 2, 1]),
+    st.sampled_from(["contiguous", "channels_last", "expanded", "single"]),
+)
+def test_equalize_uint8_kernel_equals_its_pytorch_ops(seed, batch, height, width, levels, layout):
+    # Up to 64 x 64 pixels: steps up to 16, so the table's rounding (step // 2) and the top level's count matter.
+    assert _cpu_kernels.kernel() is not None
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, levels, (batch, 3, height, width), generator=generator).mul(255 // max(levels - 1, 1))
+    images = images.add(seed % 5).clamp(0, 255).to(torch.uint8)  # 1 level: flat channels, kept as they are
+    if layout == "channels_last":
+        images = images.contiguous(memory_format=torch.channels_last)
+    elif layout == "expanded":
+        images = images[:1].expand(batch, -1, -1, -1)
+    elif layout == "single":
+        images = images[0]
+    out = pixel.equalize(images)
+    with _cpu_kernels.disabled():
+        reference = pixel.equalize(images)
+    assert out.dtype == torch.uint8 and torch.equal(out, reference) and out.stride() == reference.stride()
+
+
+@pytest.mark.parametrize("below_top", [254, 255, 509, 510, 511])
+def test_equalize_uint8_kernel_at_the_steps_edges(below_top):
+    # step = (pixels below the top level) // 255 changes at multiples of 255: both sides of two edges.
+    levels = torch.arange(below_top) % 200
+    images = torch.cat([levels, torch.full((3,), 250)]).to(torch.uint8).view(1, 1, 1, -1)
+    with _cpu_kernels.disabled():
+        reference = pixel.equalize(images)
+    assert torch.equal(pixel.equalize(images), reference)
+
+
+def test_equalize_routes_to_the_kernel_for_uint8_and_compiles(monkeypatch):
+    calls = []
+    original = _cpu_kernels.equalize_uint8
+    monkeypatch.setattr(_cpu_kernels, "equalize_uint8", lambda *args: calls.append(1) or original(*args))
+    images = torch.randint(0, 256, (2, 3, 9, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    expected = pixel.equalize(images)
+    pixel.equalize(images.float() / 255)
+    assert len(calls) == 1  # the uint8 call only
+    monkeypatch.setattr(_cpu_kernels, "equalize_uint8", original)
+    compiled = torch.compile(pixel.equalize, fullgraph=True, backend="eager")
+    assert torch.equal(compiled(images), expected)

@@ -1,6 +1,7 @@
 // diffaug's CPU kernels, compiled on first use by _cpu_kernels.py:
 // * blend_levels_ and its backward: the antialiased warp of diffaug.functional.antialias (below);
-// * warp_nearest_uint8: the nearest-neighbour warp of uint8 images with constant padding (at the end).
+// * warp_nearest_uint8: the nearest-neighbour warp of uint8 images with constant padding;
+// * equalize_uint8: histogram equalisation of uint8 images (PIL's table, as torchvision's equalize).
 //
 // blend_levels_:
 // The pyramid of antialias.py, fused per sample: the caller samples level 0 with grid_sample into
@@ -629,8 +630,61 @@ at::Tensor warp_nearest_uint8(const at::Tensor& images, const at::Tensor& column
   return out;
 }
 
+// Histogram equalisation of each channel of each uint8 image, with PIL's table (torchvision's
+// equalize): step = (pixels not at the highest level present) / 255, rounded down; level k maps to
+// (pixels below k + step / 2) / step, clamped to 255; a channel with step 0 is kept. Integer
+// arithmetic throughout: bitwise diffaug.functional.pixel.equalize's PyTorch ops.
+// images (B, C, H, W) uint8, any strides. Returns (B, C, H, W) uint8, contiguous.
+at::Tensor equalize_uint8(const at::Tensor& images) {
+  TORCH_CHECK(!images.is_cuda() && images.scalar_type() == at::kByte && images.dim() == 4,
+              "equalize_uint8 takes (B, C, H, W) uint8 CPU images");
+  const int64_t batch = images.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
+  auto out = at::empty({batch, channels, height, width}, images.options().memory_format(at::MemoryFormat::Contiguous));
+  const uint8_t* source = images.data_ptr<uint8_t>();
+  uint8_t* target = out.data_ptr<uint8_t>();
+  const int64_t sb = images.stride(0), sc = images.stride(1), sh = images.stride(2), sw = images.stride(3);
+  const int64_t count = height * width;
+  at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end && count > 0; ++plane) {
+      const uint8_t* pixels = source + (plane / channels) * sb + (plane % channels) * sc;
+      uint8_t* line = target + plane * count;
+      // Four partial histograms: runs of one level (flat regions) then do not wait on their own increments.
+      int64_t partial[4][256] = {{0}};
+      for (int64_t i = 0; i < height; ++i) {
+        const uint8_t* row = pixels + i * sh;
+        int64_t j = 0;
+        for (; j + 4 <= width; j += 4) {
+          ++partial[0][row[j * sw]];
+          ++partial[1][row[(j + 1) * sw]];
+          ++partial[2][row[(j + 2) * sw]];
+          ++partial[3][row[(j + 3) * sw]];
+        }
+        for (; j < width; ++j) ++partial[0][row[j * sw]];
+      }
+      int64_t histogram[256];
+      for (int k = 0; k < 256; ++k) histogram[k] = partial[0][k] + partial[1][k] + partial[2][k] + partial[3][k];
+      int top = 255;
+      while (histogram[top] == 0) --top;  // the highest level present (count > 0: one exists)
+      const int64_t step = (count - histogram[top]) / 255;
+      uint8_t table[256];
+      int64_t below = 0;  // pixels below level k
+      for (int k = 0; k < 256; ++k) {
+        table[k] = step > 0 ? static_cast<uint8_t>(std::min<int64_t>((below + step / 2) / step, 255)) : static_cast<uint8_t>(k);
+        below += histogram[k];
+      }
+      for (int64_t i = 0; i < height; ++i) {
+        const uint8_t* row = pixels + i * sh;
+        uint8_t* out_row = line + i * width;
+        for (int64_t j = 0; j < width; ++j) out_row[j] = table[row[j * sw]];
+      }
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("blend_levels_", &blend_levels_, "Blend the antialiasing levels into the level-0 sample, in place (CPU)");
   module.def("blend_levels_backward", &blend_levels_backward, "The backward of blend_levels_ (CPU)");
   module.def("warp_nearest_uint8", &warp_nearest_uint8, "The nearest-neighbour warp of uint8 images, constant padding (CPU)");
+  module.def("equalize_uint8", &equalize_uint8, "Histogram equalisation of uint8 images, PIL's table (CPU)");
 }

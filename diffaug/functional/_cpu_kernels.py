@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["kernel", "build_name", "disabled", "is_disabled", "blend_levels_", "warp_levels", "warp_nearest_uint8", "COMPILABLE"]
+__all__ = ["kernel", "build_name", "disabled", "is_disabled", "blend_levels_", "warp_levels", "warp_nearest_uint8", "equalize_uint8", "serves_uint8", "COMPILABLE"]
 
 _SOURCE = Path(__file__).with_name("_cpu_kernels.cpp")
 _state: dict[str, ModuleType | None | bool] = {"disabled": False}
@@ -330,12 +330,22 @@ if COMPILABLE:
     warp_levels.register_autograd(_backward, setup_context=_setup_context)
 
 
+def serves_uint8(images: Tensor) -> bool:
+    """Whether the kernels serve these images: plain ``uint8`` CPU tensors, with the kernels built and not disabled.
+
+    Reads dtypes, devices and flags only (no pixel).
+    """
+    if images.dtype != torch.uint8 or images.device.type != "cpu" or type(images) is not Tensor:
+        return False
+    return not is_disabled() and kernel() is not None
+
+
 def _warp_nearest_uint8(images: Tensor, columns: Tensor, rows: Tensor, fill: list[int]) -> Tensor:
     """The nearest warp of ``uint8`` images, constant padding with ``fill`` (one level per channel).
 
     ``columns`` ``(B, 2, w)`` and ``rows`` ``(B, 2, h)``: the two float32 terms whose sum is the
-    sampling grid (:func:`diffaug.functional.geometry.grid_terms`). Call only where :func:`kernel`
-    is not ``None``.
+    sampling grid (:func:`diffaug.functional.geometry.grid_terms`). Call only where
+    :func:`serves_uint8` holds.
     """
     module = kernel()
     assert module is not None  # the warp takes this route only with the kernel built
@@ -349,3 +359,19 @@ if COMPILABLE:
     @warp_nearest_uint8.register_fake
     def _(images: Tensor, columns: Tensor, rows: Tensor, fill: list[int]) -> Tensor:
         return images.new_empty(images.shape[0], images.shape[1], rows.shape[2], columns.shape[2])
+
+
+def _equalize_uint8(images: Tensor) -> Tensor:
+    """Histogram equalisation of ``(B, C, H, W)`` ``uint8`` images, PIL's table; only where :func:`serves_uint8` holds."""
+    module = kernel()
+    assert module is not None
+    return module.equalize_uint8(images)
+
+
+equalize_uint8: Callable[..., Tensor] = _equalize_uint8
+if COMPILABLE:
+    equalize_uint8 = torch.library.custom_op("diffaug::equalize_uint8", mutates_args=())(_equalize_uint8)
+
+    @equalize_uint8.register_fake
+    def _(images: Tensor) -> Tensor:
+        return torch.empty(images.shape, dtype=images.dtype, device=images.device)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffaug.functional import _checks, _constants
+from diffaug.functional import _checks, _constants, _cpu_kernels
 from diffaug.functional.colour import check_colour_channels, to_uint8, value_range
 from diffaug.functional.geometry import reflect_index
 from diffaug.functional.warp import compute_dtype
@@ -475,6 +475,9 @@ def equalize(images: Tensor) -> Tensor:
         (63, 255, [0, 8, 16, 24])
     """
     batch_images = _batched(images)
+    if _cpu_kernels.serves_uint8(batch_images):
+        # On the CPU a compiled kernel: one pass for the histograms, one through the tables (the same integers).
+        return _like_input(_cpu_kernels.equalize_uint8(batch_images), images)
     # Float images binned as torchvision's to_dtype(uint8, scale=True) bins them.
     levels = batch_images if images.dtype == torch.uint8 else batch_images.detach().mul(256 - 1e-3).to(torch.uint8)
     batch, channels, height, width = levels.shape

@@ -199,13 +199,13 @@ def _nearest_uint8_fill(
     ``[0, 255]`` (a fractional fill is rounded with the rest by the float path), while the kernel
     is built and not disabled. Dtypes, devices and flags only.
     """
-    if batch.dtype != torch.uint8 or batch.device.type != "cpu" or mode != "nearest" or padding_mode != "zeros" or antialias:
+    if mode != "nearest" or padding_mode != "zeros" or antialias:
         return None
     values = fill or (0.0,)
-    if not all(value.is_integer() and 0 <= value <= 255 for value in values) or _cpu_kernels.is_disabled():
+    if not all(value.is_integer() and 0 <= value <= 255 for value in values):
         return None
     last_pixel = (batch.shape[2] - 1) * batch.stride(2) + (batch.shape[3] - 1) * batch.stride(3)
-    if type(batch) is not Tensor or last_pixel >= 2**31 or _cpu_kernels.kernel() is None:  # the kernel's int32 offsets
+    if last_pixel >= 2**31 or not _cpu_kernels.serves_uint8(batch):  # the kernel's offsets are int32
         return None
     return [int(value) for value in values] * (batch.shape[1] if len(values) == 1 else 1)
 
