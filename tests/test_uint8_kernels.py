@@ -18,7 +18,10 @@
   shears, points far outside, NaN), fill, shape and memory layout; when the warp routes to it; and
   compiled graphs calling it;
 * the compiled CPU kernel of ``equalize`` on uint8 (``_cpu_kernels.equalize_uint8``) against its
-  PyTorch ops: the same levels for any image, layout and number of levels, flat channels included.
+  PyTorch ops: the same levels for any image, layout and number of levels, flat channels included;
+* the compiled CPU kernel of ``adjust_sharpness`` on uint8 against its PyTorch ops: the same levels
+  except, by one, where the blend lies within rounding of a whole level (PyTorch's vectorised lerp
+  may fuse its multiply-add), for factors on both sides of lerp's 0.5 switch.
 """
 
 import math
@@ -329,3 +332,61 @@ def test_equalize_routes_to_the_kernel_for_uint8_and_compiles(monkeypatch):
     monkeypatch.setattr(_cpu_kernels, "equalize_uint8", original)
     compiled = torch.compile(pixel.equalize, fullgraph=True, backend="eager")
     assert torch.equal(compiled(images), expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 3),
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.one_of(st.floats(0.0, 3.0), st.just(0.5), st.just(0.49999997), st.just(1.0)),
+    st.sampled_from(["number", "per_sample", "channels_last", "single"]),
+)
+def test_adjust_sharpness_uint8_kernel_equals_its_pytorch_ops(seed, batch, height, width, factor, form):
+    assert _cpu_kernels.kernel() is not None
+    images = _images(seed, batch, height, width)
+    sharpness: float | torch.Tensor = factor
+    if form == "per_sample":
+        sharpness = torch.rand(batch, generator=torch.Generator().manual_seed(seed)) * 3
+    elif form == "channels_last":
+        images = images.contiguous(memory_format=torch.channels_last)
+    elif form == "single":
+        images = images[0]
+    out = pixel.adjust_sharpness(images, sharpness)
+    with _cpu_kernels.disabled():
+        reference = pixel.adjust_sharpness(images, sharpness)
+    assert out.dtype == torch.uint8 and out.shape == reference.shape and out.stride() == reference.stride()
+    # The blend in float64 (smoothed level rounded half to even, as both compute it): where it lies within
+    # rounding of a whole level the two float32 forms may truncate to neighbouring levels.
+    batched = images if images.ndim == 4 else images.unsqueeze(0)
+    work = batched.double()
+    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], dtype=torch.float64) / 13
+    if height > 2 and width > 2:
+        smooth = torch.nn.functional.conv2d(work.flatten(0, 1).unsqueeze(1), kernel.view(1, 1, 3, 3)).view(
+            work.shape[0], work.shape[1], height - 2, width - 2
+        )
+        weight = sharpness.double().view(-1, 1, 1, 1) if isinstance(sharpness, torch.Tensor) else float(sharpness)
+        inner = work[..., 1:-1, 1:-1]
+        blend = smooth.round() + weight * (inner - smooth.round())
+        near_level = torch.zeros_like(work, dtype=torch.bool)
+        near_level[..., 1:-1, 1:-1] = (blend - blend.round()).abs() < 1e-3
+        near_level = near_level if images.ndim == 4 else near_level[0]
+    else:
+        near_level = torch.zeros_like(out, dtype=torch.bool)
+    diff = (out.int() - reference.int()).abs()
+    assert int(diff.max()) <= 1 and bool((diff[~near_level] == 0).all())
+
+
+def test_adjust_sharpness_routes_to_the_kernel_for_uint8_and_compiles(monkeypatch):
+    calls = []
+    original = _cpu_kernels.adjust_sharpness_uint8
+    monkeypatch.setattr(_cpu_kernels, "adjust_sharpness_uint8", lambda *args: calls.append(1) or original(*args))
+    images = _images(5, 2, 9, 7)
+    factor = torch.tensor([0.3, 1.7])
+    expected = pixel.adjust_sharpness(images, factor)
+    pixel.adjust_sharpness(images.float() / 255, factor)
+    assert len(calls) == 1  # the uint8 call only
+    monkeypatch.setattr(_cpu_kernels, "adjust_sharpness_uint8", original)
+    compiled = torch.compile(pixel.adjust_sharpness, fullgraph=True, backend="eager")
+    assert torch.equal(compiled(images, factor), expected)

@@ -1,7 +1,8 @@
 // diffaug's CPU kernels, compiled on first use by _cpu_kernels.py:
 // * blend_levels_ and its backward: the antialiased warp of diffaug.functional.antialias (below);
 // * warp_nearest_uint8: the nearest-neighbour warp of uint8 images with constant padding;
-// * equalize_uint8: histogram equalisation of uint8 images (PIL's table, as torchvision's equalize).
+// * equalize_uint8: histogram equalisation of uint8 images (PIL's table, as torchvision's equalize);
+// * adjust_sharpness_uint8: torchvision's adjust_sharpness of uint8 images, a factor per sample.
 //
 // blend_levels_:
 // The pyramid of antialias.py, fused per sample: the caller samples level 0 with grid_sample into
@@ -682,9 +683,64 @@ at::Tensor equalize_uint8(const at::Tensor& images) {
   return out;
 }
 
+// One interior row of adjust_sharpness_uint8: columns 1 .. width - 2 of `row` (with the rows above and
+// below it), written to line[1 .. width - 2]. Contiguous rows and the weight's form fixed per call, so
+// that the compiler vectorises the loop.
+template <bool kSmallWeight>
+DIFFAUG_CLONES void sharpen_row(const uint8_t* __restrict above, const uint8_t* __restrict row,
+                                const uint8_t* __restrict below, int64_t width, float weight, uint8_t* __restrict line) {
+  const float complement = 1.0f - weight;
+  for (int64_t j = 1; j < width - 1; ++j) {
+    const int sum = above[j - 1] + above[j] + above[j + 1] + row[j - 1] + row[j + 1] + below[j - 1] + below[j] +
+                    below[j + 1] + 5 * row[j];
+    const float smooth = round_even(static_cast<float>(sum) / 13.0f);
+    const float level = static_cast<float>(row[j]);
+    const float blend = kSmallWeight ? smooth + weight * (level - smooth) : level - (level - smooth) * complement;
+    const float clamped = blend > 0.0f ? (blend < 255.0f ? blend : 255.0f) : 0.0f;  // NaN: 0
+    line[j] = static_cast<uint8_t>(static_cast<int32_t>(clamped));
+  }
+}
+
+// torchvision's adjust_sharpness of uint8 images: the interior blended with its 3 x 3 smoothing
+// (1 around, 5 in the centre, / 13), the one-pixel border kept. As diffaug.functional.pixel's float32
+// ops compute it: the smoothed level (sum / 13, rounded half to even), then lerp(smoothed, level,
+// factor) in lerp's two forms (weight < 0.5: start + w (end - start); else end - (end - start)(1 - w)),
+// clamped to [0, 255] and truncated. PyTorch's vectorised lerp may fuse its multiply-add, so the two
+// can differ by one level where a blend lands within rounding of a whole level.
+// images (B, C, H, W) uint8, contiguous; factor (B,) float32. Returns (B, C, H, W) uint8, contiguous.
+at::Tensor adjust_sharpness_uint8(const at::Tensor& images, const at::Tensor& factor) {
+  TORCH_CHECK(!images.is_cuda() && images.scalar_type() == at::kByte && images.dim() == 4 && images.is_contiguous(),
+              "adjust_sharpness_uint8 takes contiguous (B, C, H, W) uint8 CPU images");
+  TORCH_CHECK(factor.scalar_type() == at::kFloat && factor.dim() == 1 && factor.size(0) == images.size(0) &&
+                  factor.is_contiguous(),
+              "adjust_sharpness_uint8 takes a (B,) float32 factor");
+  const int64_t batch = images.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
+  auto out = at::empty_like(images);
+  const uint8_t* source = images.data_ptr<uint8_t>();
+  const float* factors = factor.data_ptr<float>();
+  uint8_t* target = out.data_ptr<uint8_t>();
+  at::parallel_for(0, batch * channels * height, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t i = task % height;
+      const uint8_t* row = source + task * width;
+      uint8_t* line = target + task * width;
+      std::copy(row, row + width, line);  // the border columns (and the interior, overwritten below)
+      if (i == 0 || i == height - 1 || width <= 2) continue;  // border rows are kept
+      const float weight = factors[task / (channels * height)];
+      if (std::abs(weight) < 0.5f) {
+        sharpen_row<true>(row - width, row, row + width, width, weight, line);
+      } else {
+        sharpen_row<false>(row - width, row, row + width, width, weight, line);
+      }
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("blend_levels_", &blend_levels_, "Blend the antialiasing levels into the level-0 sample, in place (CPU)");
   module.def("blend_levels_backward", &blend_levels_backward, "The backward of blend_levels_ (CPU)");
   module.def("warp_nearest_uint8", &warp_nearest_uint8, "The nearest-neighbour warp of uint8 images, constant padding (CPU)");
   module.def("equalize_uint8", &equalize_uint8, "Histogram equalisation of uint8 images, PIL's table (CPU)");
+  module.def("adjust_sharpness_uint8", &adjust_sharpness_uint8, "torchvision's adjust_sharpness of uint8 images (CPU)");
 }

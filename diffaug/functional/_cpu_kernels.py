@@ -7,7 +7,9 @@
   not shrink untouched; its backward rebuilds the same levels and sends the gradient to the
   images, the grid and the level weights. It agrees with the pure PyTorch pyramid to rounding,
   values and gradients (tested).
-* The nearest warp of ``uint8`` images with constant padding (torchvision's default for
+* ``uint8`` kernels: ``equalize_uint8`` and ``adjust_sharpness_uint8`` (one pass per image, no
+  float copy; :mod:`diffaug.functional.pixel` says how each compares with its PyTorch ops), and
+  the nearest warp of ``uint8`` images with constant padding (torchvision's default for
   rotations, affine maps and the augmentation policies): ``warp_nearest_uint8`` reads the
   levels at the grid's nearest pixels and writes ``uint8`` directly, where ``grid_sample`` needs
   a float copy of the images, a float output and a cast back. It picks the pixels
@@ -42,7 +44,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["kernel", "build_name", "disabled", "is_disabled", "blend_levels_", "warp_levels", "warp_nearest_uint8", "equalize_uint8", "serves_uint8", "COMPILABLE"]
+__all__ = [
+    "kernel",
+    "build_name",
+    "disabled",
+    "is_disabled",
+    "serves_uint8",
+    "blend_levels_",
+    "warp_levels",
+    "warp_nearest_uint8",
+    "equalize_uint8",
+    "adjust_sharpness_uint8",
+    "COMPILABLE",
+]
 
 _SOURCE = Path(__file__).with_name("_cpu_kernels.cpp")
 _state: dict[str, ModuleType | None | bool] = {"disabled": False}
@@ -374,4 +388,23 @@ if COMPILABLE:
 
     @equalize_uint8.register_fake
     def _(images: Tensor) -> Tensor:
+        return torch.empty(images.shape, dtype=images.dtype, device=images.device)
+
+
+def _adjust_sharpness_uint8(images: Tensor, factor: Tensor) -> Tensor:
+    """torchvision's ``adjust_sharpness`` of contiguous ``(B, C, H, W)`` ``uint8`` images, a ``(B,)`` float32 factor.
+
+    Only where :func:`serves_uint8` holds.
+    """
+    module = kernel()
+    assert module is not None
+    return module.adjust_sharpness_uint8(images, factor)
+
+
+adjust_sharpness_uint8: Callable[..., Tensor] = _adjust_sharpness_uint8
+if COMPILABLE:
+    adjust_sharpness_uint8 = torch.library.custom_op("diffaug::adjust_sharpness_uint8", mutates_args=())(_adjust_sharpness_uint8)
+
+    @adjust_sharpness_uint8.register_fake
+    def _(images: Tensor, factor: Tensor) -> Tensor:
         return torch.empty(images.shape, dtype=images.dtype, device=images.device)

@@ -390,6 +390,8 @@ def adjust_sharpness(images: Tensor, sharpness_factor: float | Tensor) -> Tensor
 
     ``factor`` 0 gives the smoothed image, 1 the original, 2 twice as sharp. The one-pixel border
     is kept as it is, as torchvision keeps it. Differentiable in the images and the factor.
+    ``uint8`` images on the CPU go through a compiled kernel (:mod:`diffaug.functional._cpu_kernels`):
+    one pass, the same levels (one apart at most, where a blend lies within rounding of a level).
 
     Args:
         images: ``(B, C, H, W)`` or ``(C, H, W)`` with 1 or 3 channels, float or ``uint8``.
@@ -411,6 +413,13 @@ def adjust_sharpness(images: Tensor, sharpness_factor: float | Tensor) -> Tensor
     height, width = batch_images.shape[-2:]
     if height <= 2 or width <= 2:
         return images
+    if _cpu_kernels.serves_uint8(batch_images):
+        # On the CPU a compiled kernel, one pass: the same arithmetic, except that PyTorch's vectorised lerp
+        # may fuse its multiply-add (one level apart where a blend lands within rounding of a whole level).
+        batch = batch_images.shape[0]
+        factor = _per_sample(sharpness_factor, batch, batch_images.new_empty((), dtype=torch.float32), "sharpness_factor")
+        factors = factor.reshape(-1).expand(batch) if isinstance(factor, Tensor) else torch.full((batch,), factor)
+        return _like_input(_cpu_kernels.adjust_sharpness_uint8(batch_images.contiguous(), factors.contiguous()), images)
     work = batch_images.to(compute_dtype(images.dtype))
     factor = _per_sample(sharpness_factor, batch_images.shape[0], work, "sharpness_factor")
     # torchvision's 3 x 3 kernel (1 around, 5 in the centre, / 13) as a separable box sum plus 4 x the centre:
@@ -466,6 +475,8 @@ def equalize(images: Tensor) -> Tensor:
     Float images are binned to ``uint8`` as torchvision bins them (``x * (256 - 1e-3)``, truncated)
     and come back as ``level / 255``. The histograms of all channels of all images are one
     ``scatter_add`` into a ``(B * C, 256)`` table, so the batch costs one pass and no host read.
+    ``uint8`` images on the CPU go through a compiled kernel (:mod:`diffaug.functional._cpu_kernels`)
+    with the same integers.
 
     Examples:
         >>> import torch
