@@ -52,7 +52,7 @@ from torch import Tensor
 
 from diffaug import distributions
 from diffaug import functional as daf
-from diffaug.functional import _checks, gather, pixel
+from diffaug.functional import _checks, _cpu_kernels, gather, pixel
 from diffaug.functional import _constants as _const
 from diffaug.functional import colour as _colour
 from diffaug.transforms.base import RandomTransform, batch_shape, interpolation_name
@@ -105,7 +105,7 @@ _STAGE = (
     _COLOUR,
 )
 _STAGES = 7
-_CPU_BLOCK = 4  # samples per block of a stage on a CPU (see PolicyTransform.apply_slot)
+_CPU_BLOCK = 4  # samples per block of a stage on a CPU (see PolicyTransform._block)
 _TRANSLATIONS = ("TranslateX", "TranslateY")
 # Ops of a stage with a kernel of their own, a contiguous range of op ids: blocks do not mix them with the others.
 _OWN_KERNEL = {_GEOMETRIC: (_ID["TranslateX"], _ID["TranslateY"]), _COLOUR: (_ID["Color"], _ID["Color"])}
@@ -451,12 +451,10 @@ class PolicyTransform(RandomTransform):
             out = torch.empty(images.shape, dtype=images.dtype, device=images.device)
             kept = order[: counts[_IDENTITY]]
             _put_samples(out, kept, images.index_select(0, kept))
-        # On a CPU a stage works through its samples a few at a time: its temporaries then stay in cache and
-        # reuse memory, where batch-sized ones page-fault (2 to 3 times the time per sample, measured).
-        block = _CPU_BLOCK if images.device.type == "cpu" else images.shape[0]
         start = counts[_IDENTITY]
         for stage in range(1, _STAGES):
             end = start + counts[stage]
+            block = self._block(stage, images)
             # The stage's ops are sorted: those with a kernel of their own are one run (found by bisection).
             low, high = _OWN_KERNEL.get(stage, (0, -1))
             cuts = (start, bisect.bisect_left(ops, low, start, end), bisect.bisect_right(ops, high, start, end), end)
@@ -469,6 +467,19 @@ class PolicyTransform(RandomTransform):
                     _put_samples(out, index, part)
             start = end
         return out
+
+    def _block(self, stage: int, images: Tensor) -> int:
+        """How many samples of ``stage`` one call transforms.
+
+        On a CPU a stage works through its samples a few at a time: its float temporaries then stay
+        in cache and reuse memory, where batch-sized ones page-fault (2 to 3 times the time per
+        sample, measured). The uint8 kernels (nearest warp, equalize, sharpness) make no such
+        temporaries: their stages take all their samples in one call, saving the calls' overhead.
+        """
+        if images.device.type != "cpu":
+            return images.shape[0]
+        kernel = stage in (_EQUALIZE, _SHARPNESS) or (stage == _GEOMETRIC and self.mode == "nearest")
+        return images.shape[0] if kernel and _cpu_kernels.serves_uint8(images) else _CPU_BLOCK
 
     def _slot_values(
         self, op: Tensor, magnitude: Tensor, dtype: torch.dtype, height: int, width: int, channels: int
