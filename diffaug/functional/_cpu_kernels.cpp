@@ -546,17 +546,10 @@ inline float round_even(float value) {
   return (value + kShift) - kShift;
 }
 
-// Functions worth AVX2 are also compiled for it, picked at load time on CPUs that have it (GCC and
-// clang on x86-64); the build itself stays portable.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define DIFFAUG_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define DIFFAUG_CLONES
-#endif
-
 // The offset (row * row_stride + column * column_stride) of the nearest pixel of each of `count` grid
 // points (cx[j] + rx, cy[j] + ry), unnormalised as grid_sample does with align_corners=False; -1 for a
-// point outside the image. Branch-free float and int32 arithmetic, so that the compiler vectorises it.
+// point outside the image. Branch-free float and int32 arithmetic, so that the compiler vectorises it
+// (DIFFAUG_CLONES: also for AVX2, as the antialiasing loops above).
 DIFFAUG_CLONES void nearest_offsets(const float* __restrict cx, const float* __restrict cy, float rx, float ry,
                                     float size_x, float size_y, int32_t row_stride, int32_t column_stride, int64_t count,
                                     int32_t* __restrict offsets) {
