@@ -25,6 +25,8 @@
 """
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -34,6 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from diffaug import functional as daf
 from diffaug.functional import _cpu_kernels, colour, gather, pixel
+from diffaug.functional.warp import nearest_uint8_levels
 
 
 def _images(seed: int, batch: int, height: int, width: int, levels: int = 256) -> torch.Tensor:
@@ -390,3 +393,54 @@ def test_adjust_sharpness_routes_to_the_kernel_for_uint8_and_compiles(monkeypatc
     monkeypatch.setattr(_cpu_kernels, "adjust_sharpness_uint8", original)
     compiled = torch.compile(pixel.adjust_sharpness, fullgraph=True, backend="eager")
     assert torch.equal(compiled(images, factor), expected)
+
+
+def test_a_fresh_process_compiles_the_uint8_ops_in_one_graph():
+    # The kernels load on first use: a graph traced before any eager call must still hold one graph.
+    script = (
+        "import torch\n"
+        "from diffaug import functional as daf\n"
+        "from diffaug.functional import pixel\n"
+        "images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)\n"
+        "theta = torch.eye(2, 3).expand(2, 2, 3) + 0.1\n"
+        "for fn, args in [(pixel.equalize, (images,)), (pixel.adjust_sharpness, (images, 1.5)),\n"
+        "                 (lambda x, t: daf.warp(x, t, 8, 'nearest'), (images, theta))]:\n"
+        "    assert torch.equal(torch.compile(fn, fullgraph=True, backend='eager')(*args), fn(*args))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_nearest_kernel_leaves_sides_of_2_to_the_22_to_grid_sample():
+    # Its rounding (adding and subtracting 1.5 * 2^23) is exact only below 2^22.
+    wide = torch.randint(0, 256, (1, 1, 1, 2**22 + 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(6))
+    assert nearest_uint8_levels(wide, "nearest", "zeros", False, None) is None
+    assert nearest_uint8_levels(wide[..., : 2**22 - 1], "nearest", "zeros", False, None) == [0]
+    theta = torch.eye(2, 3).unsqueeze(0)
+    assert torch.equal(daf.warp(wide, theta, (1, wide.shape[-1]), "nearest"), wide)
+
+
+def test_the_uint8_kernels_refuse_what_they_cannot_read():
+    module = _cpu_kernels.kernel()
+    assert module is not None
+    empty = torch.empty(1, 1, 0, 0, dtype=torch.uint8)
+    terms = torch.zeros(1, 2, 4)
+    with pytest.raises(RuntimeError, match="image sides"):
+        _cpu_kernels.warp_nearest_uint8(empty, terms, terms, [5])
+    with pytest.raises(RuntimeError, match="fill levels"):
+        _cpu_kernels.warp_nearest_uint8(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), terms, terms, [300])
+    assert _cpu_kernels.adjust_sharpness_uint8(empty, torch.ones(1)).shape == empty.shape
+    assert _cpu_kernels.equalize_uint8(empty).shape == empty.shape
+
+
+def test_uint8_sharpness_with_a_number_under_a_float64_default_dtype():
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        images = _images(7, 2, 8, 8)
+        out = pixel.adjust_sharpness(images, 1.5)
+        with _cpu_kernels.disabled():
+            reference = pixel.adjust_sharpness(images, 1.5)
+    finally:
+        torch.set_default_dtype(before)
+    assert out.dtype == torch.uint8 and (out.int() - reference.int()).abs().max() <= 1

@@ -538,7 +538,8 @@ std::vector<at::Tensor> blend_levels_backward(const at::Tensor& grad_out, const 
   return {d_grid, d_lerp_weights};
 }
 
-// Round half to even, as grid_sample's nearest sampling (std::nearbyint) does, for |value| < 2^22:
+// Round half to even, as grid_sample's nearest sampling (std::nearbyint) does, for |value| < 2^22 (the
+// warp takes images with sides below 2^22, and rounds only points within half a pixel of them):
 // adding and subtracting 1.5 * 2^23 leaves no fraction bits, and the addition rounds to nearest even.
 // Plain float arithmetic, where nearbyint is a library call on the portable x86-64 baseline.
 inline float round_even(float value) {
@@ -596,6 +597,9 @@ at::Tensor warp_nearest_uint8(const at::Tensor& images, const at::Tensor& column
   TORCH_CHECK(columns.size(0) == batch && rows.size(0) == batch && columns.size(1) == 2 && rows.size(1) == 2,
               "warp_nearest_uint8: columns and rows must be (B, 2, w) and (B, 2, h)");
   TORCH_CHECK(static_cast<int64_t>(fill.size()) == channels, "warp_nearest_uint8: one fill level per channel");
+  for (const int64_t level : fill) TORCH_CHECK(level >= 0 && level <= 255, "warp_nearest_uint8: fill levels in [0, 255]");
+  TORCH_CHECK(height > 0 && width > 0 && height < (int64_t{1} << 22) && width < (int64_t{1} << 22),
+              "warp_nearest_uint8: image sides in [1, 2^22) (round_even is exact below 2^22)");
   TORCH_CHECK((images.size(2) - 1) * images.stride(2) + (images.size(3) - 1) * images.stride(3) < (int64_t{1} << 31),
               "warp_nearest_uint8: a channel's pixels must lie within 2^31 bytes (int32 offsets)");
   auto out = at::empty({batch, channels, out_h, out_w}, images.options().memory_format(at::MemoryFormat::Contiguous));
@@ -709,6 +713,7 @@ at::Tensor adjust_sharpness_uint8(const at::Tensor& images, const at::Tensor& fa
               "adjust_sharpness_uint8 takes a (B,) float32 factor");
   const int64_t batch = images.size(0), channels = images.size(1), height = images.size(2), width = images.size(3);
   auto out = at::empty_like(images);
+  if (out.numel() == 0) return out;
   const uint8_t* source = images.data_ptr<uint8_t>();
   const float* factors = factor.data_ptr<float>();
   uint8_t* target = out.data_ptr<uint8_t>();

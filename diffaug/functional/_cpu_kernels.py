@@ -344,6 +344,16 @@ if COMPILABLE:
     warp_levels.register_autograd(_backward, setup_context=_setup_context)
 
 
+@torch.compiler.assume_constant_result
+def _built() -> bool:
+    """Whether the kernels are built (building them on first use), as a constant to a graph being traced.
+
+    The build (logging, file locks) is nothing a graph can hold: while ``torch.compile`` traces,
+    this runs as plain Python and the graph keeps its answer.
+    """
+    return kernel() is not None
+
+
 def serves_uint8(images: Tensor) -> bool:
     """Whether the kernels serve these images: plain ``uint8`` CPU tensors, with the kernels built and not disabled.
 
@@ -351,7 +361,7 @@ def serves_uint8(images: Tensor) -> bool:
     """
     if images.dtype != torch.uint8 or images.device.type != "cpu" or type(images) is not Tensor:
         return False
-    return not is_disabled() and kernel() is not None
+    return not is_disabled() and _built()
 
 
 def _warp_nearest_uint8(images: Tensor, columns: Tensor, rows: Tensor, fill: list[int]) -> Tensor:

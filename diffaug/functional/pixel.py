@@ -417,8 +417,9 @@ def adjust_sharpness(images: Tensor, sharpness_factor: float | Tensor) -> Tensor
         # On the CPU a compiled kernel, one pass: the same arithmetic, except that PyTorch's vectorised lerp
         # may fuse its multiply-add (one level apart where a blend lands within rounding of a whole level).
         batch = batch_images.shape[0]
-        factor = _per_sample(sharpness_factor, batch, batch_images.new_empty((), dtype=torch.float32), "sharpness_factor")
-        factors = factor.reshape(-1).expand(batch) if isinstance(factor, Tensor) else torch.full((batch,), factor)
+        like = batch_images.new_empty((), dtype=torch.float32)
+        factor = _per_sample(sharpness_factor, batch, like, "sharpness_factor")
+        factors = factor.reshape(-1).expand(batch) if isinstance(factor, Tensor) else like.new_full((batch,), factor)
         return _like_input(_cpu_kernels.adjust_sharpness_uint8(batch_images.contiguous(), factors.contiguous()), images)
     work = batch_images.to(compute_dtype(images.dtype))
     factor = _per_sample(sharpness_factor, batch_images.shape[0], work, "sharpness_factor")

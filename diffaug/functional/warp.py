@@ -146,7 +146,7 @@ def _sample(
 
     work_dtype = compute_dtype(batch.dtype)
     channels_last = batch.ndim == 4 and batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
-    levels = _nearest_uint8_fill(batch, mode, padding_mode, antialias, fill)
+    levels = nearest_uint8_levels(batch, mode, padding_mode, antialias, fill)
     if levels is not None:
         # uint8 in, uint8 out, no float copy: the CPU kernel picks grid_sample's pixels itself.
         columns, rows = grid_terms(thetas.to(torch.float32), size)
@@ -190,14 +190,15 @@ def _sample(
     return out
 
 
-def _nearest_uint8_fill(
+def nearest_uint8_levels(
     batch: Tensor, mode: str, padding_mode: str, antialias: bool, fill: tuple[float, ...] | None
 ) -> list[int] | None:
     """The fill levels (one per channel) when the CPU kernel's nearest uint8 warp serves this call, else ``None``.
 
     It serves uint8 images on the CPU, nearest sampling, constant padding with whole levels in
-    ``[0, 255]`` (a fractional fill is rounded with the rest by the float path), while the kernel
-    is built and not disabled. Dtypes, devices and flags only.
+    ``[0, 255]`` (a fractional fill is rounded with the rest by the float path), sides below
+    2^22 pixels (its rounding is exact there), while the kernel is built and not disabled.
+    Shapes, dtypes, devices and flags only.
     """
     if mode != "nearest" or padding_mode != "zeros" or antialias:
         return None
@@ -205,7 +206,9 @@ def _nearest_uint8_fill(
     if not all(value.is_integer() and 0 <= value <= 255 for value in values):
         return None
     last_pixel = (batch.shape[2] - 1) * batch.stride(2) + (batch.shape[3] - 1) * batch.stride(3)
-    if last_pixel >= 2**31 or not _cpu_kernels.serves_uint8(batch):  # the kernel's offsets are int32
+    if last_pixel >= 2**31 or max(batch.shape[2], batch.shape[3]) >= 2**22:  # int32 offsets, exact rounding
+        return None
+    if not _cpu_kernels.serves_uint8(batch):
         return None
     return [int(value) for value in values] * (batch.shape[1] if len(values) == 1 else 1)
 

@@ -55,6 +55,7 @@ from diffaug import functional as daf
 from diffaug.functional import _checks, _cpu_kernels, gather, pixel
 from diffaug.functional import _constants as _const
 from diffaug.functional import colour as _colour
+from diffaug.functional.warp import nearest_uint8_levels
 from diffaug.transforms.base import RandomTransform, batch_shape, interpolation_name
 from diffaug.transforms.geometric import affine_matrix
 
@@ -478,8 +479,12 @@ class PolicyTransform(RandomTransform):
         """
         if images.device.type != "cpu":
             return images.shape[0]
-        kernel = stage in (_EQUALIZE, _SHARPNESS) or (stage == _GEOMETRIC and self.mode == "nearest")
-        return images.shape[0] if kernel and _cpu_kernels.serves_uint8(images) else _CPU_BLOCK
+        if stage == _GEOMETRIC:
+            fill = self.fill if isinstance(self.fill, tuple) else (self.fill,)
+            kernel = nearest_uint8_levels(images, self.mode, "zeros", False, fill) is not None
+        else:
+            kernel = stage in (_EQUALIZE, _SHARPNESS) and _cpu_kernels.serves_uint8(images)
+        return images.shape[0] if kernel else _CPU_BLOCK
 
     def _slot_values(
         self, op: Tensor, magnitude: Tensor, dtype: torch.dtype, height: int, width: int, channels: int
