@@ -24,8 +24,8 @@ rebuilding. If that fails the PyTorch ops serve instead (the pyramid, ``grid_sam
 warning says why, once.
 
 ``blend_levels_`` (in place, for calls without gradients), ``warp_levels`` (the whole warp, with
-its registered backward) and ``warp_nearest_uint8`` are ``torch.library`` custom ops, so a
-compiled graph calls the same kernels as eager code and gets the same values.
+its registered backward) and the three uint8 ops are ``torch.library`` custom ops, so a compiled
+graph calls the same kernels as eager code and gets the same values.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -55,7 +55,6 @@ __all__ = [
     "warp_nearest_uint8",
     "equalize_uint8",
     "adjust_sharpness_uint8",
-    "COMPILABLE",
 ]
 
 _SOURCE = Path(__file__).with_name("_cpu_kernels.cpp")
@@ -82,6 +81,8 @@ def kernel() -> ModuleType | None:
 # fallback can catch. OpenMP: the kernel's `omp parallel` spreads the samples over torch's threads.
 # No contraction into fused multiply-adds: each operation rounds on its own, as PyTorch's ops do, so
 # that the nearest warp finds grid_sample's pixels on CPUs that have FMA in their base set (ARM).
+# No trapping math: the compiler may then turn the uint8 kernels' float selects into vector code
+# (values are unchanged; only floating-point exception flags could differ).
 _CFLAGS = ("-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math")
 _LDFLAGS = ("-fopenmp",)
 # A build takes under a minute; a lock this old was left by a process killed while building, and an
@@ -230,18 +231,14 @@ def _blend_levels(
     blend_levels_(out, images, grid.permute(0, 2, 3, 1), lerp_weights, sizes, "bilinear", "border" if border else "zeros")
 
 
-COMPILABLE = hasattr(torch.library, "custom_op")
-blend_levels_: Callable[..., None]
-if COMPILABLE:
-    blend_levels_ = torch.library.custom_op("diffaug::blend_levels_", mutates_args=("out",))(_blend_levels)
+blend_levels_ = torch.library.custom_op("diffaug::blend_levels_", mutates_args=("out",))(_blend_levels)
 
-    @blend_levels_.register_fake
-    def _(
-        out: Tensor, images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
-    ) -> None:
-        return None
-else:  # older torch: eager only (compiled graphs use the pyramid)
-    blend_levels_ = _blend_levels
+
+@blend_levels_.register_fake
+def _(
+    out: Tensor, images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
+) -> None:
+    return None
 
 
 def _padding_enum(border: bool) -> int:
@@ -310,38 +307,41 @@ def _pyramid_backward(
     return d_images, d_grid, d_lerp_weights
 
 
-warp_levels: Callable[..., Tensor] | None = None
-if COMPILABLE:
-    # For calls that need gradients: the whole warp, with the kernel's backward registered, so eager
-    # code and compiled graphs run the same kernels both ways.
-    warp_levels = torch.library.custom_op("diffaug::warp_levels", mutates_args=())(_warp_levels)
-    _backward_op = torch.library.custom_op("diffaug::warp_levels_backward", mutates_args=())(_kernel_backward)
+# For calls that need gradients: the whole warp, with the kernel's backward registered, so eager
+# code and compiled graphs run the same kernels both ways.
+warp_levels = torch.library.custom_op("diffaug::warp_levels", mutates_args=())(_warp_levels)
+_backward_op = torch.library.custom_op("diffaug::warp_levels_backward", mutates_args=())(_kernel_backward)
 
-    @warp_levels.register_fake
-    def _(images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool) -> Tensor:
-        return images.new_empty(images.shape[0], images.shape[1], grid.shape[2], grid.shape[3])
 
-    @_backward_op.register_fake
-    def _(
-        grad: Tensor, images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        return torch.empty_like(images), torch.empty_like(grid), torch.empty_like(lerp_weights)
+@warp_levels.register_fake
+def _(images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool) -> Tensor:
+    return images.new_empty(images.shape[0], images.shape[1], grid.shape[2], grid.shape[3])
 
-    def _setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
-        images, grid, lerp_weights, heights, widths, border = inputs
-        ctx.save_for_backward(images, grid, lerp_weights)
-        ctx.levels = (heights, widths, border)  # type: ignore[attr-defined]
 
-    def _backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        images, grid, lerp_weights = ctx.saved_tensors  # type: ignore[attr-defined]
-        # A backward that must itself be differentiable (create_graph) goes through the pyramid's
-        # ops; the kernel serves the usual first-order case. Flags only: no tensor value is read.
-        higher_order = torch.is_grad_enabled() and any(t.requires_grad for t in (grad, images, grid, lerp_weights))
-        backward = _backward_op if kernel() is not None and not higher_order else _pyramid_backward
-        d_images, d_grid, d_lerp_weights = backward(grad, images, grid, lerp_weights, *ctx.levels)  # type: ignore[attr-defined]
-        return d_images, d_grid, d_lerp_weights, None, None, None
+@_backward_op.register_fake
+def _(
+    grad: Tensor, images: Tensor, grid: Tensor, lerp_weights: Tensor, heights: list[int], widths: list[int], border: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.empty_like(images), torch.empty_like(grid), torch.empty_like(lerp_weights)
 
-    warp_levels.register_autograd(_backward, setup_context=_setup_context)
+
+def _setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
+    images, grid, lerp_weights, heights, widths, border = inputs
+    ctx.save_for_backward(images, grid, lerp_weights)
+    ctx.levels = (heights, widths, border)  # type: ignore[attr-defined]
+
+
+def _backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
+    images, grid, lerp_weights = ctx.saved_tensors  # type: ignore[attr-defined]
+    # A backward that must itself be differentiable (create_graph) goes through the pyramid's
+    # ops; the kernel serves the usual first-order case. Flags only: no tensor value is read.
+    higher_order = torch.is_grad_enabled() and any(t.requires_grad for t in (grad, images, grid, lerp_weights))
+    backward = _backward_op if kernel() is not None and not higher_order else _pyramid_backward
+    d_images, d_grid, d_lerp_weights = backward(grad, images, grid, lerp_weights, *ctx.levels)  # type: ignore[attr-defined]
+    return d_images, d_grid, d_lerp_weights, None, None, None
+
+
+warp_levels.register_autograd(_backward, setup_context=_setup_context)
 
 
 @torch.compiler.assume_constant_result
@@ -364,57 +364,45 @@ def serves_uint8(images: Tensor) -> bool:
     return not is_disabled() and _built()
 
 
-def _warp_nearest_uint8(images: Tensor, columns: Tensor, rows: Tensor, fill: list[int]) -> Tensor:
+def _loaded() -> ModuleType:
+    """The built extension, for the uint8 ops: their callers route to them only where :func:`serves_uint8` holds."""
+    module = kernel()
+    assert module is not None
+    return module
+
+
+@torch.library.custom_op("diffaug::warp_nearest_uint8", mutates_args=())
+def warp_nearest_uint8(images: Tensor, columns: Tensor, rows: Tensor, fill: list[int]) -> Tensor:
     """The nearest warp of ``uint8`` images, constant padding with ``fill`` (one level per channel).
 
     ``columns`` ``(B, 2, w)`` and ``rows`` ``(B, 2, h)``: the two float32 terms whose sum is the
-    sampling grid (:func:`diffaug.functional.geometry.grid_terms`). Call only where
-    :func:`serves_uint8` holds.
+    sampling grid (:func:`diffaug.functional.geometry.grid_terms`).
     """
-    module = kernel()
-    assert module is not None  # the warp takes this route only with the kernel built
-    return module.warp_nearest_uint8(images, columns, rows, fill)
+    return _loaded().warp_nearest_uint8(images, columns, rows, fill)
 
 
-warp_nearest_uint8: Callable[..., Tensor] = _warp_nearest_uint8
-if COMPILABLE:
-    warp_nearest_uint8 = torch.library.custom_op("diffaug::warp_nearest_uint8", mutates_args=())(_warp_nearest_uint8)
-
-    @warp_nearest_uint8.register_fake
-    def _(images: Tensor, columns: Tensor, rows: Tensor, fill: list[int]) -> Tensor:
-        return images.new_empty(images.shape[0], images.shape[1], rows.shape[2], columns.shape[2])
+@warp_nearest_uint8.register_fake
+def _(images: Tensor, columns: Tensor, rows: Tensor, fill: list[int]) -> Tensor:
+    return images.new_empty(images.shape[0], images.shape[1], rows.shape[2], columns.shape[2])
 
 
-def _equalize_uint8(images: Tensor) -> Tensor:
-    """Histogram equalisation of ``(B, C, H, W)`` ``uint8`` images, PIL's table; only where :func:`serves_uint8` holds."""
-    module = kernel()
-    assert module is not None
-    return module.equalize_uint8(images)
+@torch.library.custom_op("diffaug::equalize_uint8", mutates_args=())
+def equalize_uint8(images: Tensor) -> Tensor:
+    """Histogram equalisation of ``(B, C, H, W)`` ``uint8`` images, PIL's table."""
+    return _loaded().equalize_uint8(images)
 
 
-equalize_uint8: Callable[..., Tensor] = _equalize_uint8
-if COMPILABLE:
-    equalize_uint8 = torch.library.custom_op("diffaug::equalize_uint8", mutates_args=())(_equalize_uint8)
-
-    @equalize_uint8.register_fake
-    def _(images: Tensor) -> Tensor:
-        return torch.empty(images.shape, dtype=images.dtype, device=images.device)
+@torch.library.custom_op("diffaug::adjust_sharpness_uint8", mutates_args=())
+def adjust_sharpness_uint8(images: Tensor, factor: Tensor) -> Tensor:
+    """torchvision's ``adjust_sharpness`` of contiguous ``(B, C, H, W)`` ``uint8`` images, a ``(B,)`` float32 factor."""
+    return _loaded().adjust_sharpness_uint8(images, factor)
 
 
-def _adjust_sharpness_uint8(images: Tensor, factor: Tensor) -> Tensor:
-    """torchvision's ``adjust_sharpness`` of contiguous ``(B, C, H, W)`` ``uint8`` images, a ``(B,)`` float32 factor.
-
-    Only where :func:`serves_uint8` holds.
-    """
-    module = kernel()
-    assert module is not None
-    return module.adjust_sharpness_uint8(images, factor)
+@equalize_uint8.register_fake
+def _(images: Tensor) -> Tensor:
+    return torch.empty(images.shape, dtype=images.dtype, device=images.device)
 
 
-adjust_sharpness_uint8: Callable[..., Tensor] = _adjust_sharpness_uint8
-if COMPILABLE:
-    adjust_sharpness_uint8 = torch.library.custom_op("diffaug::adjust_sharpness_uint8", mutates_args=())(_adjust_sharpness_uint8)
-
-    @adjust_sharpness_uint8.register_fake
-    def _(images: Tensor, factor: Tensor) -> Tensor:
-        return torch.empty(images.shape, dtype=images.dtype, device=images.device)
+@adjust_sharpness_uint8.register_fake
+def _(images: Tensor, factor: Tensor) -> Tensor:
+    return torch.empty(images.shape, dtype=images.dtype, device=images.device)

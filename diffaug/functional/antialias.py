@@ -223,8 +223,6 @@ def _cpu_kernel_route(images: Tensor, theta: Tensor, grid: Tensor, mode: str, pa
     if images.device.type != "cpu" or images.dtype not in (torch.float32, torch.float64) or not images.is_contiguous():
         return None
     grads = torch.is_grad_enabled() and (images.requires_grad or theta.requires_grad or grid.requires_grad)
-    if not _cpu_kernels.COMPILABLE:  # torch before 2.4: no custom ops; the in-place kernel in eager only
-        return None if grads or torch.compiler.is_compiling() else "forward"
     return "gradient" if grads else "forward"
 
 
@@ -292,7 +290,6 @@ def antialiased_sample(
     lerp_weights = _lerp_weights(level_weights(shrink.amax(dim=-1), depth).to(images.dtype))
     route = _cpu_kernel_route(images, theta, grid, mode, padding_mode)
     if route == "gradient":  # on the CPU: the whole warp as one op, with the kernel's backward
-        assert _cpu_kernels.warp_levels is not None  # the route needs custom ops
         return _cpu_kernels.warp_levels(images, *_kernel_arguments(grid, lerp_weights, sizes, padding_mode))
     out = F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     if route == "forward":

@@ -181,8 +181,7 @@ def _sample(
     # uint8 comes back rounded and clamped (bicubic overshoots); other dtypes as they came. Nearest sampling
     # with a whole-level fill gives input levels or the fill, already whole and in range: only the cast.
     if own_copy:
-        exact = mode == "nearest" and all(value.is_integer() and 0 <= value <= 255 for value in fill or ())
-        out = to_uint8(out if exact else out.round_().clamp_(0, 255))
+        out = to_uint8(out if mode == "nearest" and _whole_levels(fill) else out.round_().clamp_(0, 255))
     elif out.dtype != batch.dtype:
         out = out.to(batch.dtype)
     if channels_last:
@@ -202,15 +201,20 @@ def nearest_uint8_levels(
     """
     if mode != "nearest" or padding_mode != "zeros" or antialias:
         return None
-    values = fill or (0.0,)
-    if not all(value.is_integer() and 0 <= value <= 255 for value in values):
+    if not _whole_levels(fill):
         return None
     last_pixel = (batch.shape[2] - 1) * batch.stride(2) + (batch.shape[3] - 1) * batch.stride(3)
     if last_pixel >= 2**31 or max(batch.shape[2], batch.shape[3]) >= 2**22:  # int32 offsets, exact rounding
         return None
     if not _cpu_kernels.serves_uint8(batch):
         return None
+    values = fill or (0.0,)
     return [int(value) for value in values] * (batch.shape[1] if len(values) == 1 else 1)
+
+
+def _whole_levels(fill: tuple[float, ...] | None) -> bool:
+    """Whether a fill (``None``: zeros) is whole uint8 levels, which nearest sampling leaves exact."""
+    return all(value.is_integer() and 0 <= value <= 255 for value in fill or ())
 
 
 def _reflect_margin(source: Tensor, grid: Tensor, margin: int = 2) -> tuple[Tensor, Tensor]:
